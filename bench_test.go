@@ -1,0 +1,158 @@
+package jobq
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// The floor every hot path is measured against: a plain worker pool of
+// goroutines ranging over a buffered channel.
+type chanPool struct {
+	ch chan func()
+	wg sync.WaitGroup
+}
+
+func newChanPool(workers, size int) *chanPool {
+	c := &chanPool{ch: make(chan func(), size)}
+	c.wg.Add(workers)
+	for range workers {
+		go func() {
+			defer c.wg.Done()
+			for f := range c.ch {
+				f()
+			}
+		}()
+	}
+	return c
+}
+
+func (c *chanPool) close() { close(c.ch); c.wg.Wait() }
+
+var sink atomic.Int64
+
+func benchWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkChannelPool is the floor for BenchmarkGo and BenchmarkEnQueueTask.
+func BenchmarkChannelPool(b *testing.B) {
+	c := newChanPool(benchWorkers(), 1024)
+	task := func() { sink.Add(1) }
+	b.ReportAllocs()
+	for b.Loop() {
+		c.ch <- task
+	}
+	c.close()
+}
+
+func BenchmarkGo(b *testing.B) {
+	p := New(benchWorkers(), func(_ context.Context, n int) (struct{}, error) {
+		sink.Add(int64(n))
+		return struct{}{}, nil
+	}, WithQueueSize(1024))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		for p.Go(ctx, 1) == ErrQueueFull {
+			runtime.Gosched()
+		}
+	}
+	_ = p.Close()
+}
+
+func BenchmarkEnQueueTask(b *testing.B) {
+	q := NewPool(benchWorkers(), WithQueueSize(1024))
+	task := func(context.Context) error { sink.Add(1); return nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = q.EnQueueTask(task)
+	}
+	q.Release()
+}
+
+// BenchmarkChannelPoolResults is the floor for BenchmarkSubmitAwait: each job
+// carries a result slot, and a window of jobs is awaited with a WaitGroup.
+func BenchmarkChannelPoolResults(b *testing.B) {
+	type job struct {
+		in  int
+		out *int
+		wg  *sync.WaitGroup
+	}
+	ch := make(chan job, 1024)
+	var workers sync.WaitGroup
+	for range benchWorkers() {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range ch {
+				*j.out = j.in * 2
+				j.wg.Done()
+			}
+		}()
+	}
+	const window = 256
+	outs := make([]int, window)
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		wg.Add(1)
+		ch <- job{in: i, out: &outs[i%window], wg: &wg}
+		if i++; i%window == 0 {
+			wg.Wait()
+		}
+	}
+	wg.Wait()
+	close(ch)
+	workers.Wait()
+}
+
+func BenchmarkSubmitAwait(b *testing.B) {
+	p := New(benchWorkers(), func(_ context.Context, n int) (int, error) { return n * 2, nil }, WithQueueSize(1024))
+	ctx := context.Background()
+	const window = 256
+	rs := make([]*Result[int], 0, window)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rs = append(rs, p.Submit(ctx, i))
+		if i++; len(rs) == window {
+			for _, r := range rs {
+				_, _ = r.Await(ctx)
+			}
+			rs = rs[:0]
+		}
+	}
+	for _, r := range rs {
+		_, _ = r.Await(ctx)
+	}
+	_ = p.Close()
+}
+
+func BenchmarkRing(b *testing.B) {
+	for _, depth := range []int{0, 100, 10000} {
+		b.Run("depth="+itoa(depth), func(b *testing.B) {
+			r := NewRing[task[int, int]](depth + 1)
+			for i := range depth {
+				r.Push(task[int, int]{in: i})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Push(task[int, int]{in: 1})
+				r.Pop()
+			}
+		})
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}

@@ -1,0 +1,777 @@
+package jobq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultQueueSize is the queue bound of a pool built without WithQueueSize.
+// The ring grows to it on demand, so an idle pool holds only a few slots.
+const DefaultQueueSize = 4096
+
+// An Option configures a pool at construction.
+type Option func(*config)
+
+type config struct {
+	queueSize int
+	policy    Policy
+	fn        func(context.Context, TaskMessage) error
+}
+
+// WithQueueSize bounds the queue to n jobs (DefaultQueueSize if not given).
+// Submit waits for room when the queue is full; TrySubmit, Go and the seed
+// API's EnQueue calls do as their docs say. Jobs waiting out a retry backoff
+// do not count against the bound. It panics if n < 1.
+func WithQueueSize(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("jobq: WithQueueSize: n must be >= 1, got %d", n))
+	}
+	return func(c *config) { c.queueSize = n }
+}
+
+// WithPolicy sets the pool's default policy. Each zero field of a policy
+// passed to a submission is taken from it, and each zero field of it from the
+// library defaults (see Policy). It panics if p is invalid.
+func WithPolicy(p Policy) Option {
+	if err := p.validate(); err != nil {
+		panic("jobq: WithPolicy: " + err.Error())
+	}
+	return func(c *config) { c.policy = p }
+}
+
+// Metrics is a snapshot of a pool's counters. The counters only grow; Running
+// and Queued are gauges. Once the pool is idle,
+// Submitted == Succeeded + Failed + Canceled.
+type Metrics struct {
+	Submitted uint64 // jobs accepted
+	Rejected  uint64 // submissions refused: pool closed, queue full, ctx ended while waiting for room, bad input
+
+	Succeeded uint64 // jobs whose handler returned a nil error
+	Failed    uint64 // jobs that ended with an error: handler errors, timeouts and panics included
+	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
+	Retried   uint64 // extra attempts scheduled
+
+	Running int64 // handlers running on the pool's workers now
+	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
+
+	Workers int // worker goroutines alive
+}
+
+// task is one queue entry: a submitted job (j), or a fire-and-forget one
+// held by value (ctx, in, pol) so that queuing it allocates nothing.
+type task[In, Out any] struct {
+	j   *job[In, Out]
+	ctx context.Context
+	in  In
+	pol *Policy
+}
+
+// worker is one worker goroutine's state.
+type worker[In, Out any] struct {
+	p    *Pool[In, Out]
+	wake chan struct{} // buffered; a send wakes the worker from idle
+
+	rc        runCtx // the handler ctx of fire-and-forget jobs
+	busy      atomic.Bool
+	succeeded atomic.Uint64
+	failed    atomic.Uint64
+
+	cur    atomic.Pointer[runCtx]       // ctx of the running attempt
+	curJob atomic.Pointer[job[In, Out]] // the running submitted job
+
+	// The per-attempt timeout timer, reused across attempts.
+	tmu      sync.Mutex
+	timer    *time.Timer
+	armRC    *runCtx
+	armGen   uint64
+	armJob   *job[In, Out]
+	armK     int
+	deadline time.Time
+}
+
+// Pool is a fixed, resizable set of workers running a typed handler over a
+// bounded queue. Every method is safe for concurrent use. See New.
+type Pool[In, Out any] struct {
+	h   Handler[In, Out]
+	def Policy // the pool default merged over the library defaults
+
+	mu        sync.Mutex
+	ring      Buffer[task[In, Out]]
+	retries   Ring[task[In, Out]] // retries whose backoff ended; unbounded
+	backoffs  map[*job[In, Out]]struct{}
+	idle      []*worker[In, Out]
+	all       []*worker[In, Out]
+	target    int
+	submitted uint64
+	waiters   int // submitters waiting for room
+	closing   bool
+	abandoned bool
+	drainDone bool
+
+	room    chan struct{} // a token passed to one submitter waiting for room
+	quit    chan struct{} // closed when intake stops
+	drained chan struct{} // closed when everything accepted has ended
+
+	rejected, succeeded, failed, canceled, retried atomic.Uint64
+}
+
+func (p *Pool[In, Out]) init(workers int, opts []Option) *config {
+	c := &config{queueSize: DefaultQueueSize}
+	for _, o := range opts {
+		o(c)
+	}
+	p.def = c.policy.merge(defaultPolicy)
+	p.ring = NewRing[task[In, Out]](c.queueSize)
+	p.room = make(chan struct{}, 1)
+	p.quit = make(chan struct{})
+	p.drained = make(chan struct{})
+	p.Resize(workers)
+	return c
+}
+
+// Resize sets the number of workers. Growing starts workers at once;
+// shrinking retires idle workers at once and busy ones as their jobs end.
+// Resize(0) pauses the pool: jobs queue up and run when it grows again. It
+// panics if workers < 0.
+func (p *Pool[In, Out]) Resize(workers int) {
+	if workers < 0 {
+		panic(fmt.Sprintf("jobq: Resize: workers must be >= 0, got %d", workers))
+	}
+	p.mu.Lock()
+	p.target = workers
+	for len(p.all) < p.target {
+		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
+		p.all = append(p.all, w)
+		go p.work(w)
+	}
+	for n := len(p.all) - p.target; n > 0 && len(p.idle) > 0; n-- {
+		p.wakeOne()
+	}
+	p.mu.Unlock()
+}
+
+// Workers reports the number of workers the pool is sized to.
+func (p *Pool[In, Out]) Workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// Metrics returns a snapshot of the pool's counters.
+func (p *Pool[In, Out]) Metrics() Metrics {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := Metrics{
+		Submitted: p.submitted,
+		Rejected:  p.rejected.Load(),
+		Succeeded: p.succeeded.Load(),
+		Failed:    p.failed.Load(),
+		Canceled:  p.canceled.Load(),
+		Retried:   p.retried.Load(),
+		Queued:    int64(p.ring.Len() + p.retries.Len() + len(p.backoffs)),
+		Workers:   len(p.all),
+	}
+	for _, w := range p.all {
+		m.Succeeded += w.succeeded.Load()
+		m.Failed += w.failed.Load()
+		if w.busy.Load() {
+			m.Running++
+		}
+	}
+	return m
+}
+
+// enqueue queues t. With wait it waits for room while the queue is full,
+// until ctx ends; without, it fails at once with ErrQueueFull.
+func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
+	p.mu.Lock()
+	for !p.ring.Push(t) {
+		if p.closing {
+			break
+		}
+		if !wait {
+			p.mu.Unlock()
+			return ErrQueueFull
+		}
+		p.waiters++
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-p.room:
+		case <-p.quit:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.mu.Lock()
+		p.waiters--
+		if err != nil {
+			p.passRoom()
+			p.mu.Unlock()
+			return err
+		}
+	}
+	if p.closing {
+		// A push may have happened above just before the check; closing is
+		// only set under mu, so the loop never pushed once closing was set.
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.submitted++
+	p.passRoom()
+	var w *worker[In, Out]
+	if n := len(p.idle); n > 0 {
+		w = p.idle[n-1]
+		p.idle = p.idle[:n-1]
+	}
+	p.mu.Unlock()
+	if w != nil {
+		w.wake <- struct{}{}
+	}
+	return nil
+}
+
+// passRoom hands the room token to a waiting submitter when there is room.
+func (p *Pool[In, Out]) passRoom() {
+	if p.waiters > 0 && p.ring.Len() < p.ring.Cap() {
+		select {
+		case p.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wakeOne wakes an idle worker. p.mu is held.
+func (p *Pool[In, Out]) wakeOne() {
+	n := len(p.idle)
+	w := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	w.wake <- struct{}{} // never blocks: an idle worker's buffer is empty
+}
+
+// work is a worker goroutine's loop.
+func (p *Pool[In, Out]) work(w *worker[In, Out]) {
+	p.mu.Lock()
+	for {
+		if len(p.all) > p.target {
+			p.retire(w)
+			return
+		}
+		t, ok := p.retries.Pop()
+		if !ok {
+			t, ok = p.ring.Pop()
+		}
+		if !ok {
+			if p.closing && len(p.backoffs) == 0 {
+				// Nothing is left or can come back: every worker may go.
+				for len(p.idle) > 0 {
+					p.wakeOne()
+				}
+				p.retire(w)
+				return
+			}
+			p.idle = append(p.idle, w)
+			p.mu.Unlock()
+			<-w.wake
+			p.mu.Lock()
+			continue
+		}
+		p.passRoom()
+		p.mu.Unlock()
+		if t.j != nil {
+			w.runJob(t.j)
+		} else {
+			w.runFire(t)
+		}
+		p.mu.Lock()
+	}
+}
+
+// retire removes w from the pool, keeping its counts. p.mu is held and is
+// released.
+func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
+	for i, x := range p.all {
+		if x == w {
+			last := len(p.all) - 1
+			p.all[i], p.all[last] = p.all[last], nil
+			p.all = p.all[:last]
+			break
+		}
+	}
+	p.succeeded.Add(w.succeeded.Load())
+	p.failed.Add(w.failed.Load())
+	p.checkDrained()
+	p.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// checkDrained closes drained once intake has stopped and nothing accepted
+// is left to run. p.mu is held.
+func (p *Pool[In, Out]) checkDrained() {
+	if p.closing && !p.drainDone && len(p.all) == 0 &&
+		p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 {
+		p.drainDone = true
+		close(p.drained)
+	}
+}
+
+// Shutdown stops intake at once: later submissions fail with ErrClosed, and
+// submitters waiting for room give up with it. It then waits until every
+// accepted job has ended, queued ones and ones in retry backoff included, and
+// every worker has exited, and returns nil.
+//
+// If ctx ends first, Shutdown gives up: queued jobs and jobs in backoff end
+// with ErrClosed without running, running handlers have their ctx cancelled
+// and their Results complete with ErrClosed, and Shutdown returns ctx.Err()
+// without waiting for handlers that ignore their ctx. Shutdown is idempotent
+// and safe to call concurrently with anything, itself included.
+func (p *Pool[In, Out]) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.closing {
+		p.closing = true
+		close(p.quit)
+		for len(p.idle) > 0 {
+			p.wakeOne()
+		}
+	}
+	p.checkDrained()
+	p.mu.Unlock()
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	p.abandon()
+	return ctx.Err()
+}
+
+// Close is Shutdown(context.Background()): it returns once every accepted
+// job has ended. It always returns nil.
+func (p *Pool[In, Out]) Close() error { return p.Shutdown(context.Background()) }
+
+// abandon ends every job that has not ended with ErrClosed and cancels the
+// running handlers' ctx.
+func (p *Pool[In, Out]) abandon() {
+	p.mu.Lock()
+	p.abandoned = true
+	var left []task[In, Out]
+	for {
+		t, ok := p.retries.Pop()
+		if !ok {
+			if t, ok = p.ring.Pop(); !ok {
+				break
+			}
+		}
+		left = append(left, t)
+	}
+	for j := range p.backoffs {
+		j.timer.Stop()
+		left = append(left, task[In, Out]{j: j})
+	}
+	clear(p.backoffs)
+	var running []*worker[In, Out]
+	running = append(running, p.all...)
+	p.checkDrained()
+	p.mu.Unlock()
+
+	for _, t := range left {
+		if t.j == nil {
+			p.canceled.Add(1)
+			continue
+		}
+		t.j.end(phaseQueued, ErrClosed)
+	}
+	for _, w := range running {
+		if j := w.curJob.Load(); j != nil {
+			j.end(phaseRunning, ErrClosed)
+		}
+		if rc := w.cur.Load(); rc != nil {
+			rc.cancelCurrent(context.Canceled)
+		}
+	}
+}
+
+// backoff holds j, whose attempt failed, for delay before it is queued
+// again. The timer, not a worker, waits.
+func (p *Pool[In, Out]) backoff(j *job[In, Out], delay time.Duration) {
+	p.mu.Lock()
+	if p.abandoned {
+		p.mu.Unlock()
+		j.end(phaseQueued, ErrClosed)
+		return
+	}
+	if p.backoffs == nil {
+		p.backoffs = make(map[*job[In, Out]]struct{})
+	}
+	p.backoffs[j] = struct{}{}
+	j.timer = time.AfterFunc(delay, j.requeue)
+	p.mu.Unlock()
+}
+
+// unbackoff takes j out of backoff, if it is there, and reports whether it
+// was.
+func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) bool {
+	p.mu.Lock()
+	_, ok := p.backoffs[j]
+	if ok {
+		delete(p.backoffs, j)
+		j.timer.Stop()
+		p.wakeIfDrained()
+	}
+	p.mu.Unlock()
+	return ok
+}
+
+// wakeIfDrained lets idle workers exit when the last backoff of a closing
+// pool has gone. p.mu is held.
+func (p *Pool[In, Out]) wakeIfDrained() {
+	if p.closing && len(p.backoffs) == 0 && p.ring.Len() == 0 && p.retries.Len() == 0 {
+		for len(p.idle) > 0 {
+			p.wakeOne()
+		}
+		p.checkDrained()
+	}
+}
+
+// count records how a job ended, on w's own counters when a worker ended it.
+func (p *Pool[In, Out]) count(w *worker[In, Out], err error) {
+	switch {
+	case err == nil:
+		if w != nil {
+			w.succeeded.Add(1)
+		} else {
+			p.succeeded.Add(1)
+		}
+	case isCancellation(err):
+		p.canceled.Add(1)
+	default:
+		if w != nil {
+			w.failed.Add(1)
+		} else {
+			p.failed.Add(1)
+		}
+	}
+}
+
+// isCancellation reports whether a job that ended with err was cancelled
+// rather than failed.
+func isCancellation(err error) bool {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)
+}
+
+// arm starts the attempt timer: at deadline, the attempt's ctx is cancelled
+// and, for a submitted job, its attempt ends with context.DeadlineExceeded.
+func (w *worker[In, Out]) arm(rc *runCtx, gen uint64, j *job[In, Out], k int, deadline time.Time) {
+	w.tmu.Lock()
+	w.armRC, w.armGen, w.armJob, w.armK, w.deadline = rc, gen, j, k, deadline
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Until(deadline), w.fire)
+	} else {
+		w.timer.Reset(time.Until(deadline))
+	}
+	w.tmu.Unlock()
+}
+
+func (w *worker[In, Out]) disarm() {
+	w.tmu.Lock()
+	w.armRC, w.armJob = nil, nil
+	w.timer.Stop()
+	w.tmu.Unlock()
+}
+
+func (w *worker[In, Out]) fire() {
+	w.tmu.Lock()
+	rc, gen, j, k := w.armRC, w.armGen, w.armJob, w.armK
+	if rc == nil || time.Now().Before(w.deadline) {
+		// Disarmed, or a stale firing from an earlier arming.
+		w.tmu.Unlock()
+		return
+	}
+	w.armRC, w.armJob = nil, nil
+	w.tmu.Unlock()
+	rc.cancel(gen, context.DeadlineExceeded)
+	if j != nil {
+		var zero Out
+		j.finish(nil, k, zero, context.DeadlineExceeded)
+	}
+}
+
+// The seed API: a Queue of untyped messages and task functions, kept as a
+// thin adapter over Pool.
+
+// QueuedMessage is a message for EnQueue: Bytes encodes it.
+type QueuedMessage interface {
+	Bytes() []byte
+}
+
+// TaskMessage is what the WithFn handler receives: Payload returns the bytes
+// the QueuedMessage encoded to.
+type TaskMessage interface {
+	Payload() []byte
+}
+
+// WithFn sets the handler that NewPool's Queue runs for each message passed
+// to EnQueue. It panics if fn is nil. New rejects it (it has a typed handler).
+func WithFn(fn func(context.Context, TaskMessage) error) Option {
+	if fn == nil {
+		panic("jobq: WithFn: fn must not be nil")
+	}
+	return func(c *config) { c.fn = fn }
+}
+
+// payload is the TaskMessage that EnQueue hands to the WithFn handler.
+type payload []byte
+
+func (b payload) Payload() []byte { return b }
+
+// legacyJob is one seed-API job: a task function, or an encoded message.
+type legacyJob struct {
+	fn  func(context.Context) error
+	msg payload
+}
+
+// errNoFn is EnQueue's answer on a Queue built without WithFn.
+var errNoFn = errors.New("jobq: EnQueue needs a handler: build the Queue with WithFn")
+
+// Queue is the seed's untyped job queue: a Pool whose jobs are task
+// functions (EnQueueTask) or messages run by the WithFn handler (EnQueue).
+type Queue struct {
+	p     *Pool[legacyJob, struct{}]
+	hasFn bool
+}
+
+// NewPool returns a Queue with size workers. It panics if size < 1.
+func NewPool(size int, opts ...Option) *Queue {
+	if size < 1 {
+		panic(fmt.Sprintf("jobq: NewPool: size must be >= 1, got %d", size))
+	}
+	q := &Queue{p: new(Pool[legacyJob, struct{}])}
+	var fn func(context.Context, TaskMessage) error
+	q.p.h = func(ctx context.Context, j legacyJob) (struct{}, error) {
+		if j.fn != nil {
+			return struct{}{}, j.fn(ctx)
+		}
+		return struct{}{}, fn(ctx, j.msg)
+	}
+	fn = q.p.init(size, opts).fn
+	q.hasFn = fn != nil
+	return q
+}
+
+// EnQueue encodes m with m.Bytes() at once and queues it for the WithFn
+// handler. It waits for room while the queue is full; it returns ErrClosed
+// after Shutdown or Release, and an error if the Queue has no WithFn handler.
+// It costs one allocation per message (the TaskMessage the handler gets).
+func (q *Queue) EnQueue(m QueuedMessage, pol ...Policy) error {
+	if !q.hasFn {
+		q.p.rejected.Add(1)
+		return errNoFn
+	}
+	if m == nil {
+		q.p.rejected.Add(1)
+		return errors.New("jobq: EnQueue: nil message")
+	}
+	return q.enqueue(legacyJob{msg: m.Bytes()}, pol)
+}
+
+// EnQueueTask queues fn to run on a worker with the pool's ctx. It waits for
+// room while the queue is full and returns ErrClosed after Shutdown or
+// Release. It allocates nothing.
+func (q *Queue) EnQueueTask(fn func(ctx context.Context) error, pol ...Policy) error {
+	if fn == nil {
+		q.p.rejected.Add(1)
+		return errors.New("jobq: EnQueueTask: nil fn")
+	}
+	return q.enqueue(legacyJob{fn: fn}, pol)
+}
+
+func (q *Queue) enqueue(j legacyJob, pol []Policy) error {
+	return q.p.fire(context.Background(), j, pol, true)
+}
+
+// BusyWorkers reports the number of handlers running now.
+func (q *Queue) BusyWorkers() int64 { return q.p.Metrics().Running }
+
+// SubmittedTasks reports the jobs accepted so far.
+func (q *Queue) SubmittedTasks() uint64 { return q.p.Metrics().Submitted }
+
+// SuccessTasks reports the jobs that succeeded.
+func (q *Queue) SuccessTasks() uint64 { return q.p.Metrics().Succeeded }
+
+// FailureTasks reports the jobs that failed or were cancelled.
+func (q *Queue) FailureTasks() uint64 {
+	m := q.p.Metrics()
+	return m.Failed + m.Canceled
+}
+
+// CompletedTasks reports the jobs that ended, whatever the outcome.
+func (q *Queue) CompletedTasks() uint64 {
+	m := q.p.Metrics()
+	return m.Succeeded + m.Failed + m.Canceled
+}
+
+// Metrics returns a snapshot of the Queue's counters.
+func (q *Queue) Metrics() Metrics { return q.p.Metrics() }
+
+// UpdateWorkerCount resizes the Queue's worker pool, as Pool.Resize does.
+func (q *Queue) UpdateWorkerCount(n int) { q.p.Resize(n) }
+
+// Shutdown stops the Queue as Pool.Shutdown does.
+func (q *Queue) Shutdown(ctx context.Context) error { return q.p.Shutdown(ctx) }
+
+// Release stops intake and returns once every accepted job has ended.
+func (q *Queue) Release() { _ = q.p.Close() }
+
+// ownerKey is the context key under which a handler's ctx names its pool, so
+// a submission from inside a handler can be recognised (fork–join).
+type ownerKey struct{}
+
+// runCtx is the context a handler receives. It is recycled, not allocated
+// per attempt: each worker owns one for fire-and-forget jobs, and each
+// submitted job owns one for its attempts. It carries the submission ctx's
+// values and cancellation, the attempt's deadline, and its own cancellation
+// (Cancel, timeout, Shutdown past its deadline). Its Done channel is made only
+// when a handler asks for it.
+type runCtx struct {
+	cancelled atomic.Bool // err is set; read without the lock on fast paths
+	inUse     atomic.Bool // a handler holds this ctx (it may outlive its attempt)
+
+	mu       sync.Mutex
+	gen      uint64 // attempt generation: a cancel aimed at an older one is void
+	parent   context.Context
+	deadline time.Time // attempt deadline; zero when none
+	owner    any       // the pool running the handler
+	done     chan struct{}
+	err      error
+	stop     func() bool // unregisters the watch on parent.Done
+}
+
+// begin readies c for a new attempt and returns its generation.
+func (c *runCtx) begin(parent context.Context, deadline time.Time, owner any) uint64 {
+	c.mu.Lock()
+	c.gen++
+	c.parent, c.deadline, c.owner = parent, deadline, owner
+	if c.err != nil {
+		c.err = nil
+		c.cancelled.Store(false)
+		c.done = nil // it was closed; a fresh one is made on demand
+	}
+	g := c.gen
+	c.mu.Unlock()
+	return g
+}
+
+// end closes the attempt: the ctx reads as cancelled from now on, as one
+// kept past the handler's return should, and lets go of the parent.
+func (c *runCtx) end() {
+	c.mu.Lock()
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	if c.done != nil && c.err == nil {
+		c.err = context.Canceled
+		c.cancelled.Store(true)
+		close(c.done)
+	}
+	c.parent = nil
+	c.mu.Unlock()
+	c.inUse.Store(false)
+}
+
+// cancel cancels attempt gen with err (context.Canceled or
+// context.DeadlineExceeded); it reports whether it did.
+func (c *runCtx) cancel(gen uint64, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || c.err != nil {
+		return false
+	}
+	c.err = err
+	c.cancelled.Store(true)
+	if c.done != nil {
+		close(c.done)
+	}
+	return true
+}
+
+// cancelCurrent cancels whatever attempt is current.
+func (c *runCtx) cancelCurrent(err error) {
+	c.mu.Lock()
+	g := c.gen
+	c.mu.Unlock()
+	c.cancel(g, err)
+}
+
+// ownErr is the cancellation the pool applied to attempt gen, if any.
+func (c *runCtx) ownErr() error {
+	if !c.cancelled.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *runCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := time.Time{}, false
+	if c.parent != nil {
+		d, ok = c.parent.Deadline()
+	}
+	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
+		d, ok = c.deadline, true
+	}
+	return d, ok
+}
+
+func (c *runCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err != nil {
+			close(c.done)
+		} else if c.parent != nil && c.parent.Done() != nil {
+			g, parent := c.gen, c.parent
+			c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err()) })
+		}
+	}
+	return c.done
+}
+
+func (c *runCtx) Err() error {
+	if err := c.ownErr(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	parent := c.parent
+	c.mu.Unlock()
+	if parent == nil {
+		return context.Canceled // the attempt is over
+	}
+	return parent.Err()
+}
+
+func (c *runCtx) Value(key any) any {
+	c.mu.Lock()
+	parent, owner := c.parent, c.owner
+	c.mu.Unlock()
+	if _, ok := key.(ownerKey); ok {
+		return owner
+	}
+	if parent == nil {
+		return nil
+	}
+	return parent.Value(key)
+}

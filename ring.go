@@ -1,0 +1,99 @@
+package jobq
+
+// Buffer is the FIFO that holds queued jobs between submission and a worker.
+// A pool holds its Buffer under its own lock, so an implementation need not be
+// safe for concurrent use. The pool never pushes more than Cap items.
+type Buffer[T any] interface {
+	// Push appends v and reports whether there was room for it.
+	Push(v T) bool
+	// Pop removes and returns the oldest item; ok is false when empty.
+	Pop() (v T, ok bool)
+	// Len is the number of items held.
+	Len() int
+	// Cap is the bound: Push fails once Len() == Cap().
+	Cap() int
+}
+
+// minRingSlots is the smallest backing array a Ring allocates.
+const minRingSlots = 16
+
+// Ring is a bounded FIFO ring buffer of values. It stores items by value in
+// one backing slice, so pushing and popping allocate nothing once the slice
+// has grown to the working depth. It starts small and doubles as needed up to
+// its bound; it halves only when no more than a quarter full, so no steady
+// depth makes it grow and shrink back and forth. Popped slots are zeroed so
+// the garbage collector can reclaim what they referenced.
+//
+// A Ring is not safe for concurrent use. The zero Ring is unbounded.
+type Ring[T any] struct {
+	buf   []T // len(buf) is a power of two, or zero
+	head  int // index of the oldest item
+	n     int // items held
+	bound int // most items held at once; 0 means no bound
+}
+
+// NewRing returns a Ring that holds at most capacity items. It panics if
+// capacity < 1.
+func NewRing[T any](capacity int) *Ring[T] {
+	if capacity < 1 {
+		panic("jobq: NewRing: capacity must be >= 1")
+	}
+	return &Ring[T]{bound: capacity}
+}
+
+// Len reports the number of items held.
+func (r *Ring[T]) Len() int { return r.n }
+
+// Cap reports the bound; an unbounded Ring reports the largest int.
+func (r *Ring[T]) Cap() int {
+	if r.bound == 0 {
+		return int(^uint(0) >> 1)
+	}
+	return r.bound
+}
+
+// Push appends v. It returns false, leaving the Ring unchanged, when the Ring
+// holds Cap items.
+func (r *Ring[T]) Push(v T) bool {
+	if r.bound != 0 && r.n >= r.bound {
+		return false
+	}
+	if r.n == len(r.buf) {
+		r.resize(max(minRingSlots, 2*len(r.buf)))
+	}
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = v
+	r.n++
+	return true
+}
+
+// Pop removes and returns the oldest item.
+func (r *Ring[T]) Pop() (v T, ok bool) {
+	if r.n == 0 {
+		return v, false
+	}
+	var zero T
+	v, r.buf[r.head] = r.buf[r.head], zero
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	// Shrink at a quarter full: after halving the ring is half full, so
+	// it must double its depth again before it grows.
+	if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
+		r.resize(len(r.buf) / 2)
+	}
+	return v, true
+}
+
+// resize moves the items into a backing array of size slots, oldest first.
+func (r *Ring[T]) resize(size int) {
+	buf := make([]T, size)
+	if r.n > 0 {
+		end := r.head + r.n
+		if end <= len(r.buf) {
+			copy(buf, r.buf[r.head:end])
+		} else {
+			k := copy(buf, r.buf[r.head:])
+			copy(buf[k:], r.buf[:end-len(r.buf)])
+		}
+	}
+	r.buf, r.head = buf, 0
+}
