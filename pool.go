@@ -75,13 +75,16 @@ type worker[In, Out any] struct {
 	p    *Pool[In, Out]
 	wake chan struct{} // buffered; a send wakes the worker from idle
 
-	rc        runCtx // the handler ctx of fire-and-forget jobs
-	busy      atomic.Bool
+	batch [maxBatch]task[In, Out] // jobs taken from the queue
+	n     int                     // jobs in batch; written under p.mu
+	next  atomic.Int32            // index of the next job of batch to run
+
+	rc        runCtx      // the handler ctx of fire-and-forget jobs
+	busy      atomic.Bool // running a fire-and-forget job
 	succeeded atomic.Uint64
 	failed    atomic.Uint64
 
-	cur    atomic.Pointer[runCtx]       // ctx of the running attempt
-	curJob atomic.Pointer[job[In, Out]] // the running submitted job
+	curJob atomic.Pointer[job[In, Out]] // the running submitted job, for Cancel and Shutdown
 
 	// The per-attempt timeout timer, reused across attempts.
 	tmu      sync.Mutex
@@ -105,6 +108,7 @@ type Pool[In, Out any] struct {
 	backoffs  map[*job[In, Out]]struct{}
 	idle      []*worker[In, Out]
 	all       []*worker[In, Out]
+	inline    []*worker[In, Out] // records of handlers running nested jobs inline
 	target    int
 	submitted uint64
 	waiters   int // submitters waiting for room
@@ -144,7 +148,8 @@ func (p *Pool[In, Out]) Resize(workers int) {
 	p.mu.Lock()
 	p.target = workers
 	for len(p.all) < p.target {
-		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
+		w := p.newWorker()
+		w.wake = make(chan struct{}, 1)
 		p.all = append(p.all, w)
 		go p.work(w)
 	}
@@ -176,9 +181,10 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		Workers:   len(p.all),
 	}
 	for _, w := range p.all {
+		m.Queued += int64(max(w.n-int(w.next.Load()), 0))
 		m.Succeeded += w.succeeded.Load()
 		m.Failed += w.failed.Load()
-		if w.busy.Load() {
+		if w.busy.Load() || w.curJob.Load() != nil {
 			m.Running++
 		}
 	}
@@ -234,12 +240,43 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 	return nil
 }
 
-// passRoom hands the room token to a waiting submitter when there is room.
+// passRoom hands the room token to a waiting submitter once at least half
+// the queue is free (or, for a queue of one, all of it), so a submitter that
+// waited pushes many jobs per wake-up rather than one. p.mu is held.
 func (p *Pool[In, Out]) passRoom() {
-	if p.waiters > 0 && p.ring.Len() < p.ring.Cap() {
+	if p.waiters > 0 && p.ring.Cap()-p.ring.Len() >= max(p.ring.Cap()/2, 1) {
 		select {
 		case p.room <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// newWorker returns a worker record of p, not started.
+func (p *Pool[In, Out]) newWorker() *worker[In, Out] {
+	w := &worker[In, Out]{p: p}
+	w.rc.owner = p
+	return w
+}
+
+// cancelRunning cancels the ctx of the running attempt of j, which Cancel
+// has just ended, wherever it runs. Cancel is rare: it looks for j rather
+// than have every attempt record where it runs.
+func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range [][]*worker[In, Out]{p.all, p.inline} {
+		for _, w := range list {
+			if w.curJob.Load() != j {
+				continue
+			}
+			g := w.rc.state.Load() >> 2
+			// The worker may have moved on between the two loads; j
+			// cannot come back to it, as it has ended.
+			if w.curJob.Load() == j {
+				w.rc.cancel(g, context.Canceled)
+			}
+			return
 		}
 	}
 }
@@ -252,7 +289,12 @@ func (p *Pool[In, Out]) wakeOne() {
 	w.wake <- struct{}{} // never blocks: an idle worker's buffer is empty
 }
 
-// work is a worker goroutine's loop.
+// maxBatch bounds how many jobs a worker takes from the queue at once.
+const maxBatch = 8
+
+// work is a worker goroutine's loop. A worker takes up to maxBatch jobs per
+// lock, its fair share of the queue, so a deep queue costs one lock per
+// several jobs; a shallow one is shared out one job at a time.
 func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 	p.mu.Lock()
 	for {
@@ -260,11 +302,8 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.retire(w)
 			return
 		}
-		t, ok := p.retries.Pop()
-		if !ok {
-			t, ok = p.ring.Pop()
-		}
-		if !ok {
+		n := p.take(w)
+		if n == 0 {
 			if p.closing && len(p.backoffs) == 0 {
 				// Nothing is left or can come back: every worker may go.
 				for len(p.idle) > 0 {
@@ -281,13 +320,40 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 		}
 		p.passRoom()
 		p.mu.Unlock()
-		if t.j != nil {
-			w.runJob(t.j)
-		} else {
-			w.runFire(t)
+		for {
+			// Shutdown may claim the rest of the batch (see abandon).
+			i := int(w.next.Add(1) - 1)
+			if i >= n {
+				break
+			}
+			t := w.batch[i]
+			w.batch[i] = task[In, Out]{}
+			if t.j != nil {
+				w.runJob(t.j)
+			} else {
+				w.runFire(t)
+			}
 		}
 		p.mu.Lock()
 	}
+}
+
+// take moves the next jobs into w's batch and returns how many: one retry
+// whose backoff has ended, or else a fair share of the queue. p.mu is held.
+func (p *Pool[In, Out]) take(w *worker[In, Out]) int {
+	n := 0
+	if t, ok := p.retries.Pop(); ok {
+		w.batch[0] = t
+		n = 1
+	} else if q := p.ring.Len(); q > 0 {
+		n = min(max(q/len(p.all), 1), maxBatch)
+		for i := range n {
+			w.batch[i], _ = p.ring.Pop()
+		}
+	}
+	w.n = n
+	w.next.Store(0)
+	return n
 }
 
 // retire removes w from the pool, keeping its counts. p.mu is held and is
@@ -370,12 +436,18 @@ func (p *Pool[In, Out]) abandon() {
 		left = append(left, t)
 	}
 	for j := range p.backoffs {
-		j.timer.Stop()
+		j.rs.timer.Stop()
 		left = append(left, task[In, Out]{j: j})
 	}
 	clear(p.backoffs)
 	var running []*worker[In, Out]
 	running = append(running, p.all...)
+	for _, w := range p.all {
+		// Claim what the worker has taken but not started.
+		for i := int(w.next.Swap(maxBatch)); i < w.n; i++ {
+			left = append(left, w.batch[i])
+		}
+	}
 	p.checkDrained()
 	p.mu.Unlock()
 
@@ -390,9 +462,7 @@ func (p *Pool[In, Out]) abandon() {
 		if j := w.curJob.Load(); j != nil {
 			j.end(phaseRunning, ErrClosed)
 		}
-		if rc := w.cur.Load(); rc != nil {
-			rc.cancelCurrent(context.Canceled)
-		}
+		w.rc.cancelCurrent(context.Canceled)
 	}
 }
 
@@ -409,7 +479,7 @@ func (p *Pool[In, Out]) backoff(j *job[In, Out], delay time.Duration) {
 		p.backoffs = make(map[*job[In, Out]]struct{})
 	}
 	p.backoffs[j] = struct{}{}
-	j.timer = time.AfterFunc(delay, j.requeue)
+	j.rs.timer = time.AfterFunc(delay, j.requeue)
 	p.mu.Unlock()
 }
 
@@ -420,7 +490,7 @@ func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) bool {
 	_, ok := p.backoffs[j]
 	if ok {
 		delete(p.backoffs, j)
-		j.timer.Stop()
+		j.rs.timer.Stop()
 		p.wakeIfDrained()
 	}
 	p.mu.Unlock()
@@ -635,57 +705,77 @@ func (q *Queue) Release() { _ = q.p.Close() }
 // a submission from inside a handler can be recognised (fork–join).
 type ownerKey struct{}
 
-// runCtx is the context a handler receives. It is recycled, not allocated
-// per attempt: each worker owns one for fire-and-forget jobs, and each
-// submitted job owns one for its attempts. It carries the submission ctx's
-// values and cancellation, the attempt's deadline, and its own cancellation
-// (Cancel, timeout, Shutdown past its deadline). Its Done channel is made only
-// when a handler asks for it.
-type runCtx struct {
-	cancelled atomic.Bool // err is set; read without the lock on fast paths
-	inUse     atomic.Bool // a handler holds this ctx (it may outlive its attempt)
+// runCtx flags, in the low bits of runCtx.state above which the attempt
+// generation counts.
+const (
+	ctxCancelled = 1 // err is set (and done, if made, is closed)
+	ctxDirty     = 2 // Done was called: end and begin have cleaning to do
+	ctxFlags     = 3
+)
 
-	mu       sync.Mutex
-	gen      uint64 // attempt generation: a cancel aimed at an older one is void
+// runCtx is the context a handler receives. It is recycled, not allocated
+// per attempt: each worker owns one, and every attempt it runs gets it (a
+// handler that outlives its attempt keeps its worker, so the ctx is not
+// reused under it). It carries the submission ctx's
+// values and cancellation, the attempt's deadline, and the pool's own
+// cancellation (Cancel, timeout, Shutdown past its deadline).
+//
+// An attempt whose handler never calls Done and is never cancelled touches
+// no lock: begin and end are one atomic operation each. The Done channel is
+// made only when a handler asks for it.
+type runCtx struct {
+	state atomic.Uint64 // gen<<2 | flags
+
+	// Set by begin, read without a lock while the attempt runs.
 	parent   context.Context
 	deadline time.Time // attempt deadline; zero when none
-	owner    any       // the pool running the handler
-	done     chan struct{}
-	err      error
-	stop     func() bool // unregisters the watch on parent.Done
+	owner    any       // the pool running the handler; set once
+
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+	stop func() bool // unregisters the watch on parent.Done
 }
 
 // begin readies c for a new attempt and returns its generation.
-func (c *runCtx) begin(parent context.Context, deadline time.Time, owner any) uint64 {
-	c.mu.Lock()
-	c.gen++
-	c.parent, c.deadline, c.owner = parent, deadline, owner
-	if c.err != nil {
-		c.err = nil
-		c.cancelled.Store(false)
-		c.done = nil // it was closed; a fresh one is made on demand
+func (c *runCtx) begin(parent context.Context, deadline time.Time) uint64 {
+	c.parent = parent
+	if !deadline.IsZero() || !c.deadline.IsZero() {
+		c.deadline = deadline
 	}
-	g := c.gen
-	c.mu.Unlock()
-	return g
-}
-
-// end closes the attempt: the ctx reads as cancelled from now on, as one
-// kept past the handler's return should, and lets go of the parent.
-func (c *runCtx) end() {
+	if s := c.state.Load(); s&ctxFlags == 0 && c.state.CompareAndSwap(s, s+4) {
+		return s>>2 + 1
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.stop != nil {
 		c.stop()
 		c.stop = nil
 	}
-	if c.done != nil && c.err == nil {
-		c.err = context.Canceled
-		c.cancelled.Store(true)
-		close(c.done)
+	s := c.state.Load()
+	if s&ctxCancelled != 0 {
+		c.err, c.done = nil, nil
 	}
-	c.parent = nil
-	c.mu.Unlock()
-	c.inUse.Store(false)
+	g := s>>2 + 1
+	c.state.Store(g << 2)
+	if c.done != nil {
+		c.state.Store(g<<2 | ctxDirty)
+	}
+	return g
+}
+
+// end closes the attempt: a ctx kept past the handler's return that asked
+// for Done reads as cancelled from now on.
+func (c *runCtx) end() {
+	if c.state.Load()&ctxDirty != 0 {
+		c.mu.Lock()
+		if c.stop != nil {
+			c.stop()
+			c.stop = nil
+		}
+		c.mu.Unlock()
+		c.cancel(c.state.Load()>>2, context.Canceled)
+	}
 }
 
 // cancel cancels attempt gen with err (context.Canceled or
@@ -693,11 +783,16 @@ func (c *runCtx) end() {
 func (c *runCtx) cancel(gen uint64, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.err != nil {
-		return false
+	for {
+		s := c.state.Load()
+		if s>>2 != gen || s&ctxCancelled != 0 {
+			return false
+		}
+		if c.state.CompareAndSwap(s, s|ctxCancelled) {
+			break
+		}
 	}
 	c.err = err
-	c.cancelled.Store(true)
 	if c.done != nil {
 		close(c.done)
 	}
@@ -705,16 +800,11 @@ func (c *runCtx) cancel(gen uint64, err error) bool {
 }
 
 // cancelCurrent cancels whatever attempt is current.
-func (c *runCtx) cancelCurrent(err error) {
-	c.mu.Lock()
-	g := c.gen
-	c.mu.Unlock()
-	c.cancel(g, err)
-}
+func (c *runCtx) cancelCurrent(err error) { c.cancel(c.state.Load()>>2, err) }
 
-// ownErr is the cancellation the pool applied to attempt gen, if any.
+// ownErr is the cancellation the pool applied to the current attempt, if any.
 func (c *runCtx) ownErr() error {
-	if !c.cancelled.Load() {
+	if c.state.Load()&ctxCancelled == 0 {
 		return nil
 	}
 	c.mu.Lock()
@@ -723,12 +813,7 @@ func (c *runCtx) ownErr() error {
 }
 
 func (c *runCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := time.Time{}, false
-	if c.parent != nil {
-		d, ok = c.parent.Deadline()
-	}
+	d, ok := c.parent.Deadline()
 	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
 		d, ok = c.deadline, true
 	}
@@ -740,10 +825,16 @@ func (c *runCtx) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		if c.err != nil {
+		for {
+			s := c.state.Load()
+			if c.state.CompareAndSwap(s, s|ctxDirty) {
+				break
+			}
+		}
+		if c.state.Load()&ctxCancelled != 0 {
 			close(c.done)
-		} else if c.parent != nil && c.parent.Done() != nil {
-			g, parent := c.gen, c.parent
+		} else if c.parent.Done() != nil {
+			g, parent := c.state.Load()>>2, c.parent
 			c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err()) })
 		}
 	}
@@ -754,24 +845,12 @@ func (c *runCtx) Err() error {
 	if err := c.ownErr(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	parent := c.parent
-	c.mu.Unlock()
-	if parent == nil {
-		return context.Canceled // the attempt is over
-	}
-	return parent.Err()
+	return c.parent.Err()
 }
 
 func (c *runCtx) Value(key any) any {
-	c.mu.Lock()
-	parent, owner := c.parent, c.owner
-	c.mu.Unlock()
 	if _, ok := key.(ownerKey); ok {
-		return owner
+		return c.owner
 	}
-	if parent == nil {
-		return nil
-	}
-	return parent.Value(key)
+	return c.parent.Value(key)
 }

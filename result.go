@@ -59,10 +59,11 @@ func (e *ExhaustedError) Unwrap() []error { return e.Errs }
 // count the attempts started, so a transition names the attempt it ends and
 // a late finisher of an earlier attempt cannot win.
 const (
-	phaseQueued  = 0 // waiting in the queue, or in backoff before a retry
-	phaseRunning = 1 // an attempt is running
-	phaseDone    = 2 // completed; val and err are final
-	phaseMask    = 3
+	phaseQueued    = 0 // waiting in the queue, or in backoff before a retry
+	phaseRunning   = 1 // an attempt is running
+	phaseDone      = 2 // completed; val and err are final
+	phaseFinishing = 3 // the winner of an attempt's end is deciding what next
+	phaseMask      = 3
 )
 
 func mkState(attempt int, phase uint64) uint64 { return uint64(attempt)<<2 | phase }
@@ -93,7 +94,8 @@ type Result[T any] struct {
 
 	mu     sync.Mutex
 	ch     chan struct{} // made on demand by Done; closed on completion
-	wantCh atomic.Bool   // ch exists, or is about to
+	wantCh atomic.Bool   // ch exists, or is about to (or, since onDone, hook)
+	hook   func()        // onDone: added for stage.go; runs once on completion
 }
 
 // failed returns a completed Result holding err.
@@ -115,7 +117,12 @@ func (r *Result[T]) complete(v T, err error) {
 			close(r.ch)
 			r.ch = closedChan
 		}
+		hook := r.hook // onDone: added for stage.go
+		r.hook = nil
 		r.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
 	}
 }
 
@@ -207,4 +214,30 @@ func AwaitAll[T any](ctx context.Context, rs ...*Result[T]) ([]T, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// onDone: added for stage.go.
+
+// onDone arranges for f to run once r has completed: in the goroutine that
+// completes r, after Await and Done see the outcome, or at once in the
+// caller if r has completed already. A Result holds one pending f: onDone
+// reports false, doing nothing, while another is pending. It relies on the
+// state reading done before complete runs, as every completion path does.
+func (r *Result[T]) onDone(f func()) bool {
+	r.mu.Lock()
+	if r.hook != nil {
+		r.mu.Unlock()
+		return false
+	}
+	r.hook = f
+	r.wantCh.Store(true)
+	if !r.isDone() {
+		r.mu.Unlock()
+		return true // complete sees wantCh and runs f
+	}
+	r.hook = nil
+	r.mu.Unlock()
+	r.wait.Wait() // the outcome is written
+	f()
+	return true
 }

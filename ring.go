@@ -20,8 +20,9 @@ const minRingSlots = 16
 // Ring is a bounded FIFO ring buffer of values. It stores items by value in
 // one backing slice, so pushing and popping allocate nothing once the slice
 // has grown to the working depth. It starts small and doubles as needed up to
-// its bound; it halves only when no more than a quarter full, so no steady
-// depth makes it grow and shrink back and forth. Popped slots are zeroed so
+// its bound; it halves only after it has stayed at most a quarter full for as
+// many pops as it has slots, so neither a steady depth nor bursts that fill
+// and drain it make it grow and shrink back and forth. Popped slots are zeroed so
 // the garbage collector can reclaim what they referenced.
 //
 // A Ring is not safe for concurrent use. The zero Ring is unbounded.
@@ -30,6 +31,7 @@ type Ring[T any] struct {
 	head  int // index of the oldest item
 	n     int // items held
 	bound int // most items held at once; 0 means no bound
+	low   int // consecutive pops that left the ring at most a quarter full
 }
 
 // NewRing returns a Ring that holds at most capacity items. It panics if
@@ -75,10 +77,15 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	v, r.buf[r.head] = r.buf[r.head], zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
-	// Shrink at a quarter full: after halving the ring is half full, so
-	// it must double its depth again before it grows.
+	// Shrink once the ring has stayed a quarter full for a while: after
+	// halving it is at most half full, so it must double its depth before
+	// it grows again, and the copy is paid for by the pops that waited.
 	if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
-		r.resize(len(r.buf) / 2)
+		if r.low++; r.low >= len(r.buf) {
+			r.resize(len(r.buf) / 2)
+		}
+	} else {
+		r.low = 0
 	}
 	return v, true
 }
@@ -95,5 +102,5 @@ func (r *Ring[T]) resize(size int) {
 			copy(buf[k:], r.buf[:end-len(r.buf)])
 		}
 	}
-	r.buf, r.head = buf, 0
+	r.buf, r.head, r.low = buf, 0, 0
 }

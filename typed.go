@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 )
 
@@ -40,19 +40,24 @@ func New[In, Out any](workers int, h Handler[In, Out], opts ...Option) *Pool[In,
 // be retried. It is the one allocation of a Submit.
 type job[In, Out any] struct {
 	Result[Out]
-	p     *Pool[In, Out]
-	ctx   context.Context
-	in    In
-	pol   *Policy
-	rc0   runCtx                 // the handler ctx, unless an abandoned attempt still holds it
-	rc    atomic.Pointer[runCtx] // the ctx of the current attempt
-	start time.Time              // first attempt's start, when the policy needs it
-	prev  time.Duration          // the last backoff delay
-	errs  []error                // attempts' errors, when the policy retries
-	timer *time.Timer            // the backoff timer
+	p   *Pool[In, Out]
+	ctx context.Context
+	in  In
+	pol *Policy
+	rs  *retryState // made when the policy may retry or time out
 	// nested marks a job submitted from a handler of its own pool: whoever
 	// awaits it while it is still queued runs it.
 	nested bool
+}
+
+// retryState is what a job that may be retried carries between attempts.
+// Only whoever holds the job (the winner of its state transition) touches
+// it, but for timer, which is guarded by the pool's lock.
+type retryState struct {
+	start time.Time     // first attempt's start
+	prev  time.Duration // the last backoff delay
+	errs  []error       // earlier attempts' errors
+	timer *time.Timer   // the backoff timer
 }
 
 // policy resolves a submission's policies into one, merged over the pool
@@ -109,7 +114,6 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 		return failed[Out](err), err
 	}
 	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pp}
-	j.rc.Store(&j.rc0)
 	j.ctl = j
 	j.wait.Add(1)
 	if ctx.Value(ownerKey{}) == any(p) {
@@ -200,9 +204,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		dl = deadline(pol, start, start)
 	}
 	rc := &w.rc
-	rc.inUse.Store(true)
-	gen := rc.begin(t.ctx, dl, p)
-	w.cur.Store(rc)
+	gen := rc.begin(t.ctx, dl)
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
 	}
@@ -215,7 +217,6 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	if own := rc.ownErr(); own != nil {
 		err = own // timed out, or Shutdown gave up on it
 	}
-	w.cur.Store(nil)
 	rc.end()
 	if err == nil {
 		w.succeeded.Add(1)
@@ -223,8 +224,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
 		// Only now does the job need a record of its own.
-		j := &job[In, Out]{p: p, ctx: t.ctx, in: t.in, pol: pol, start: start}
-		j.rc.Store(&j.rc0)
+		j := &job[In, Out]{p: p, ctx: t.ctx, in: t.in, pol: pol, rs: &retryState{start: start}}
 		j.ctl = j
 		j.wait.Add(1)
 		j.state.Store(mkState(1, phaseQueued))
@@ -264,32 +264,28 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	var dl time.Time
 	if pol.Timeout > 0 || pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
 		now := time.Now()
-		if k == 1 {
-			j.start = now
+		if j.rs == nil {
+			j.rs = &retryState{start: now}
 		}
-		dl = deadline(pol, j.start, now)
+		dl = deadline(pol, j.rs.start, now)
 	}
-	rc := j.rc.Load()
-	if rc.inUse.Load() {
-		// An abandoned attempt's handler still holds it.
-		rc = new(runCtx)
-		j.rc.Store(rc)
-	}
-	rc.inUse.Store(true)
-	gen := rc.begin(j.ctx, dl, p)
-	w.cur.Store(rc)
+	rc := &w.rc
+	gen := rc.begin(j.ctx, dl)
 	w.curJob.Store(j)
+	// Cancel may have ended the attempt before it could see rc and gen.
+	if j.state.Load() != mkState(k, phaseRunning) {
+		w.curJob.Store(nil)
+		rc.end()
+		return
+	}
 	if !dl.IsZero() {
 		w.arm(rc, gen, j, k, dl)
 	}
-	w.busy.Store(true)
 	out, err := p.call(rc, j.in)
-	w.busy.Store(false)
 	if !dl.IsZero() {
 		w.disarm()
 	}
 	w.curJob.Store(nil)
-	w.cur.Store(nil)
 	rc.end()
 	j.finish(w, k, out, err)
 }
@@ -306,29 +302,37 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		}
 		return
 	}
-	var elapsed time.Duration
-	if j.pol.MaxElapsed > 0 {
-		elapsed = time.Since(j.start)
+	if !j.state.CompareAndSwap(running, mkState(k, phaseFinishing)) {
+		return // ended by someone else
 	}
-	if delay, ok := j.pol.retry(j.ctx, k, err, j.prev, elapsed, rand.Float64); ok {
-		if j.state.CompareAndSwap(running, mkState(k, phaseQueued)) {
-			j.retryLater(k, err, delay)
+	var prev, elapsed time.Duration
+	var errs []error
+	if rs := j.rs; rs != nil {
+		prev, errs = rs.prev, rs.errs
+		if j.pol.MaxElapsed > 0 {
+			elapsed = time.Since(rs.start)
 		}
+	}
+	if delay, ok := j.pol.retry(j.ctx, k, err, prev, elapsed, rand.Float64); ok {
+		j.state.Store(mkState(k, phaseQueued))
+		j.retryLater(k, err, delay)
 		return
 	}
-	if j.state.CompareAndSwap(running, mkState(k, phaseDone)) {
-		final := finalErr(j.pol, j.ctx, k, err, j.errs)
-		j.p.count(w, final)
-		var zero Out
-		j.complete(zero, final)
-	}
+	j.state.Store(mkState(k, phaseDone))
+	final := finalErr(j.pol, j.ctx, k, err, errs)
+	j.p.count(w, final)
+	var zero Out
+	j.complete(zero, final)
 }
 
 // retryLater puts j, whose attempt k failed with err, in backoff for delay.
 // j's state is queued, and only its caller holds it.
 func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
-	j.errs = append(j.errs, err)
-	j.prev = delay
+	if j.rs == nil {
+		j.rs = new(retryState)
+	}
+	j.rs.errs = append(j.rs.errs, err)
+	j.rs.prev = delay
 	j.p.retried.Add(1)
 	if f := j.pol.OnRetry; f != nil {
 		f(k, err, delay)
@@ -372,12 +376,25 @@ func (j *job[In, Out]) end(from uint64, err error) bool {
 
 // cancel implements Result.Cancel.
 func (j *job[In, Out]) cancel() {
-	if j.end(phaseQueued, context.Canceled) {
-		j.p.unbackoff(j)
-		return
-	}
-	if j.end(phaseRunning, context.Canceled) {
-		j.rc.Load().cancelCurrent(context.Canceled)
+	for {
+		switch j.state.Load() & phaseMask {
+		case phaseDone:
+			return
+		case phaseQueued:
+			if j.end(phaseQueued, context.Canceled) {
+				j.p.unbackoff(j)
+				return
+			}
+		case phaseRunning:
+			if j.end(phaseRunning, context.Canceled) {
+				j.p.cancelRunning(j)
+				return
+			}
+		case phaseFinishing:
+			// The attempt is ending; see whether it completes or
+			// goes back to the queue for a retry.
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -401,8 +418,20 @@ func (j *job[In, Out]) runInline() {
 // runAttempt runs attempt k of claimed job j in the calling goroutine, on a
 // worker record of its own; retries go through the queue as usual.
 func (j *job[In, Out]) runAttempt(k int) {
-	w := &worker[In, Out]{p: j.p}
+	p := j.p
+	w := p.newWorker()
+	p.mu.Lock()
+	p.inline = append(p.inline, w)
+	p.mu.Unlock()
 	w.attempt(j, k)
-	j.p.succeeded.Add(w.succeeded.Load())
-	j.p.failed.Add(w.failed.Load())
+	p.mu.Lock()
+	for i, x := range p.inline {
+		if x == w {
+			p.inline = append(p.inline[:i], p.inline[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	p.succeeded.Add(w.succeeded.Load())
+	p.failed.Add(w.failed.Load())
 }

@@ -1,0 +1,634 @@
+package jobq
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Stage is one step of a pipeline: it takes an In and promises an Out.
+// *Pool implements it; Then chains two stages into one, and Map streams a
+// sequence through one.
+//
+// An implementation's Submit must return a non-nil Result, and Cancel on
+// that Result must complete it at once, as a Pool's Results do.
+type Stage[In, Out any] interface {
+	Submit(ctx context.Context, in In, pol ...Policy) *Result[Out]
+}
+
+var _ Stage[int, int] = (*Pool[int, int])(nil)
+
+// Then returns the stage that runs first, then next on first's output.
+//
+// Its Submit submits in to first at once and returns one Result for the
+// chain. When first's job succeeds, its output is submitted to next with
+// the same ctx and policies, and the Result completes with next's outcome.
+// The policies apply to each stage on its own: a retry repeats only the
+// stage that failed. An error from either stage completes the Result with
+// that error, unwrapped, and an item that failed in first never reaches
+// next. Cancel cancels the job of whichever stage holds the item and
+// completes the Result with context.Canceled. Once the Result has
+// completed, Attempts reports the attempts of both stages together.
+//
+// No goroutine waits between the stages: next's Submit runs in the
+// goroutine that completes first's job, usually a worker of first. While
+// next's queue is full that worker waits for room, so a slow next holds
+// first back as a channel pipeline would; for the same reason first and next
+// must not be the same Pool, which could wait on itself.
+//
+// A chained submission costs first's and next's Submit plus three
+// allocations (the chain's Result and its two completion hooks).
+//
+// Then panics if first or next is nil.
+func Then[A, B, C any](first Stage[A, B], next Stage[B, C]) Stage[A, C] {
+	if first == nil {
+		panic("jobq: Then: first must not be nil")
+	}
+	if next == nil {
+		panic("jobq: Then: next must not be nil")
+	}
+	return &then[A, B, C]{first: first, next: next}
+}
+
+type then[A, B, C any] struct {
+	first Stage[A, B]
+	next  Stage[B, C]
+}
+
+func (t *then[A, B, C]) Submit(ctx context.Context, in A, pol ...Policy) *Result[C] {
+	j := &thenJob[A, B, C]{next: t.next, ctx: ctx, pol: slices.Clone(pol)}
+	j.ctl = j
+	j.wait.Add(1)
+	r1 := t.first.Submit(ctx, in, pol...)
+	if r1 == nil {
+		panic("jobq: Then: first stage's Submit returned a nil Result")
+	}
+	j.r1 = r1
+	whenDone(r1, j.firstDone)
+	return &j.Result
+}
+
+// thenJob is one item going through a Then stage: the chain's Result, and
+// the Results of the stages' jobs.
+type thenJob[A, B, C any] struct {
+	Result[C]
+	next      Stage[B, C]
+	ctx       context.Context
+	pol       []Policy
+	r1        *Result[B]
+	r2        atomic.Pointer[Result[C]] // set once first's job has succeeded
+	cancelled atomic.Bool
+}
+
+// firstDone runs when first's job has completed: it hands the output to next.
+func (j *thenJob[A, B, C]) firstDone() {
+	b, err := j.r1.Await(context.Background()) // completed: returns at once
+	if err != nil {
+		var zero C
+		j.settle(zero, err)
+		return
+	}
+	if j.cancelled.Load() {
+		return // Cancel has completed the chain's Result
+	}
+	r2 := j.next.Submit(j.ctx, b, j.pol...)
+	if r2 == nil {
+		panic("jobq: Then: next stage's Submit returned a nil Result")
+	}
+	j.r2.Store(r2)
+	// Cancel may have run between the check above and the store; if so it
+	// could not see r2, so cancel it here. Both sides use sequentially
+	// consistent atomics, so at least one of them sees the other.
+	if j.cancelled.Load() {
+		r2.Cancel()
+	}
+	whenDone(r2, j.secondDone)
+}
+
+// secondDone runs when next's job has completed: the chain is over.
+func (j *thenJob[A, B, C]) secondDone() {
+	c, err := j.r2.Load().Await(context.Background())
+	j.settle(c, err)
+}
+
+// settle completes the chain's Result with (v, err) unless it has completed.
+func (j *thenJob[A, B, C]) settle(v C, err error) {
+	attempts := j.r1.Attempts()
+	if r2 := j.r2.Load(); r2 != nil {
+		attempts += r2.Attempts()
+	}
+	for {
+		s := j.state.Load()
+		if s&phaseMask == phaseDone {
+			return
+		}
+		if j.state.CompareAndSwap(s, mkState(attempts, phaseDone)) {
+			break
+		}
+	}
+	j.complete(v, err)
+}
+
+// cancel implements Result.Cancel for the chain.
+func (j *thenJob[A, B, C]) cancel() {
+	j.cancelled.Store(true)
+	var zero C
+	j.settle(zero, context.Canceled)
+	j.r1.Cancel()
+	if r2 := j.r2.Load(); r2 != nil {
+		r2.Cancel()
+	}
+}
+
+// help lets an awaiting handler run the live stage's job itself, as Await
+// does for a job of the handler's own pool.
+func (j *thenJob[A, B, C]) help() {
+	if j.r2.Load() == nil && j.r1.ctl != nil && !j.r1.isDone() {
+		j.r1.ctl.help() // may run first's job, and so submit to next
+	}
+	if r2 := j.r2.Load(); r2 != nil && r2.ctl != nil && !r2.isDone() {
+		r2.ctl.help()
+	}
+}
+
+// whenDone runs f once r has completed. A Result takes one hook; a second
+// watcher of the same Result (a Stage that hands out one Result for several
+// submissions) costs a goroutine that waits for it.
+func whenDone[T any](r *Result[T], f func()) {
+	if !r.onDone(f) {
+		go func() {
+			<-r.Done()
+			f()
+		}()
+	}
+}
+
+// ItemError is the error Map yields for an item whose job failed: Index is
+// the item's position in Map's input, counting from 0, and Err the job's
+// error. errors.Is and errors.As see through it to Err.
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return fmt.Sprintf("jobq: item %d: %v", e.Index, e.Err) }
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// DefaultInFlight is how many items Map keeps in flight without InFlight.
+// It keeps a few pools' worth of workers busy on small machines while the
+// consuming goroutine is away yielding; the cost is a slot per item (see
+// BenchmarkPipeline3).
+const DefaultInFlight = 64
+
+// A MapOption configures Map.
+type MapOption func(*mapConfig)
+
+type mapConfig struct {
+	ordered bool
+	window  int
+}
+
+// Ordered makes Map yield results in input order. A result that completes
+// early waits, in its in-flight slot, for the results before it, so memory
+// stays bounded by the in-flight window, but one slow item holds the stream
+// back: while it runs, at most InFlight items are in flight behind it.
+func Ordered() MapOption { return func(c *mapConfig) { c.ordered = true } }
+
+// InFlight bounds the items that Map has pulled from its input and not yet
+// yielded to n (DefaultInFlight without it). It panics if n < 1.
+func InFlight(n int) MapOption {
+	if n < 1 {
+		panic(fmt.Sprintf("jobq: InFlight: n must be >= 1, got %d", n))
+	}
+	return func(c *mapConfig) { c.window = n }
+}
+
+// Map streams in through s: it submits each item to s with ctx and yields
+// each job's (output, nil), or (zero Out, *ItemError) for a job that failed;
+// the stream goes on after a failed item. Results come as they complete,
+// or in input order with Ordered.
+//
+// Map pulls in only as its results are consumed: at most InFlight items
+// (DefaultInFlight by default) have been pulled and not yet yielded. When
+// the consumer stops (breaks out of the loop, or a yield returns false), Map
+// stops pulling in, cancels the jobs in flight with Result.Cancel, and
+// returns. When ctx ends, Map does the same and yields (zero Out, ctx.Err())
+// as its last pair; a job that failed because ctx ended is not reported on
+// its own.
+//
+// Map starts no goroutine: the goroutine ranging over the stream pulls in,
+// submits, and yields, all in turn. A result that completes while in is
+// busy producing its next item is therefore yielded once in produces it, or
+// ends: with a source that blocks for long between items, results wait with
+// it. Where that matters more than parallelism, InFlight(1) yields each
+// result before pulling the next item. Every iteration of the returned
+// sequence streams in anew.
+//
+// Beyond s's Submit, Map allocates a fixed few objects per iteration and
+// nothing per item (see BenchmarkPipeline3). It panics if ctx, s or in is
+// nil.
+func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
+	if ctx == nil {
+		panic("jobq: Map: ctx must not be nil")
+	}
+	if s == nil {
+		panic("jobq: Map: s must not be nil")
+	}
+	if in == nil {
+		panic("jobq: Map: in must not be nil")
+	}
+	c := mapConfig{window: DefaultInFlight}
+	for _, o := range opts {
+		o(&c)
+	}
+	return func(yield func(Out, error) bool) {
+		m := newMapper(ctx, s, c, yield)
+		defer m.stop()
+		if m.ctxEnded() {
+			return
+		}
+		in(m.push)
+		for !m.over && m.inFlight > 0 {
+			m.step()
+		}
+	}
+}
+
+// mapper is one iteration of a Map stream. Only the consuming goroutine
+// touches it, but for the completion hooks, which only send on done.
+type mapper[In, Out any] struct {
+	ctx     context.Context
+	ctxDone <-chan struct{}
+	s       Stage[In, Out]
+	yield   func(Out, error) bool
+	ordered bool
+
+	slots    []mapSlot[Out]
+	done     chan int // ids of slots whose Result has completed; never full
+	free     []int    // unordered: ids of free slots
+	head     int      // ordered: the slot of the oldest item in flight
+	inFlight int      // items pulled and not yet yielded
+	waiting  int      // completion notices not yet received from done
+	next     int      // input index of the next item
+	over     bool     // the consumer stopped or ctx ended: pull no more
+}
+
+// mapSlot holds one item in flight.
+type mapSlot[Out any] struct {
+	r      *Result[Out]
+	index  int    // the item's input index
+	ready  bool   // ordered: its notice has come, it waits for its turn
+	notify func() // sends the slot's id on done; made once per slot
+}
+
+func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, yield func(Out, error) bool) *mapper[In, Out] {
+	m := &mapper[In, Out]{
+		ctx:     ctx,
+		ctxDone: ctx.Done(),
+		s:       s,
+		yield:   yield,
+		ordered: c.ordered,
+		slots:   make([]mapSlot[Out], c.window),
+		done:    make(chan int, c.window),
+	}
+	if !c.ordered {
+		m.free = make([]int, c.window)
+	}
+	for i := range m.slots {
+		m.slots[i].notify = func() { m.done <- i }
+		if !c.ordered {
+			m.free[i] = c.window - 1 - i
+		}
+	}
+	return m
+}
+
+// push submits v, the next item of the input, then yields what it can: at
+// least one result when the window is full. It reports whether to go on.
+func (m *mapper[In, Out]) push(v In) bool {
+	if m.over || m.ctxEnded() {
+		return false
+	}
+	var id int
+	if m.ordered {
+		id = (m.head + m.inFlight) % len(m.slots)
+	} else {
+		id = m.free[len(m.free)-1]
+		m.free = m.free[:len(m.free)-1]
+	}
+	sl := &m.slots[id]
+	r := m.s.Submit(m.ctx, v)
+	if r == nil {
+		panic("jobq: Map: the stage's Submit returned a nil Result")
+	}
+	sl.r, sl.index = r, m.next
+	m.next++
+	m.inFlight++
+	m.waiting++
+	whenDone(r, sl.notify)
+	if m.inFlight == len(m.slots) {
+		// No room for the next item until one is yielded.
+		return m.step()
+	}
+	// Yield what has completed meanwhile, so that results flow on while
+	// the source is slow; never wait here.
+	for m.waiting > 0 {
+		select {
+		case id := <-m.done:
+			if !m.received(id) {
+				return false
+			}
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// step waits for a completion notice, then yields what it can. It reports
+// whether to go on.
+func (m *mapper[In, Out]) step() bool {
+	for {
+		select {
+		case id := <-m.done:
+			if !m.received(id) {
+				return false
+			}
+		case <-m.ctxDone:
+			m.ctxEnded()
+			return false
+		}
+		if m.inFlight < len(m.slots) {
+			return true
+		}
+		// Ordered: the window is still full, as the oldest item has not
+		// completed.
+	}
+}
+
+// received handles the completion notice of slot id, yielding what it can.
+func (m *mapper[In, Out]) received(id int) bool {
+	m.waiting--
+	if !m.ordered {
+		return m.emit(id)
+	}
+	m.slots[id].ready = true
+	for m.inFlight > 0 && m.slots[m.head].ready {
+		h := m.head
+		m.head = (h + 1) % len(m.slots)
+		if !m.emit(h) {
+			return false
+		}
+	}
+	return true
+}
+
+// emit yields the completed item of slot id and frees the slot.
+func (m *mapper[In, Out]) emit(id int) bool {
+	sl := &m.slots[id]
+	r, index := sl.r, sl.index
+	sl.r, sl.ready = nil, false
+	m.inFlight--
+	if !m.ordered {
+		m.free = append(m.free, id)
+	}
+	v, err := r.Await(context.Background()) // completed: returns at once
+	if err != nil {
+		if m.ctxEnded() {
+			return false // the job failed because ctx ended: say that once
+		}
+		err = &ItemError{Index: index, Err: err}
+	}
+	if !m.yield(v, err) {
+		m.over = true
+		return false
+	}
+	return true
+}
+
+// ctxEnded reports whether the stream is over because ctx has ended. The
+// first time it finds ctx ended, it yields ctx.Err().
+func (m *mapper[In, Out]) ctxEnded() bool {
+	if m.over {
+		return true
+	}
+	if m.ctxDone == nil {
+		return false
+	}
+	select {
+	case <-m.ctxDone:
+	default:
+		return false
+	}
+	m.over = true
+	var zero Out
+	m.yield(zero, m.ctx.Err())
+	return true
+}
+
+// stop cancels the jobs in flight and waits for their notices, so that no
+// hook of this iteration is pending once Map returns.
+func (m *mapper[In, Out]) stop() {
+	m.over = true
+	for i := range m.slots {
+		if r := m.slots[i].r; r != nil {
+			r.Cancel()
+			m.slots[i].r = nil
+		}
+	}
+	// Cancel completes a Result at once; a notice still missing is on
+	// its way from a goroutine completing the Result right now.
+	for ; m.waiting > 0; m.waiting-- {
+		<-m.done
+	}
+}
+
+// Values yields the values of in, a stream of (value, error) pairs such as
+// Map's, so that stages compose:
+//
+//	var err error
+//	out := Map(ctx, s3, Values(Map(ctx, s2, Values(Map(ctx, s1, src), &err)), &err))
+//
+// At the first error, Values stops pulling in (which, for a Map stream,
+// cancels its jobs in flight), stores the error in *err unless *err already
+// holds one, and ends, so downstream stages finish what they hold and end
+// too. One variable can therefore collect the first error of a whole
+// pipeline; check it once the last stream has ended. If err is nil, Values
+// skips errors instead and yields every value.
+func Values[T any](in iter.Seq2[T, error], err *error) iter.Seq[T] {
+	if in == nil {
+		panic("jobq: Values: in must not be nil")
+	}
+	return func(yield func(T) bool) {
+		for v, e := range in {
+			if e != nil {
+				if err == nil {
+					continue
+				}
+				if *err == nil {
+					*err = e
+				}
+				return
+			}
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// maxBatchPrealloc caps the capacity Batch reserves for a batch up front, so
+// that a huge size (time flushes only) does not reserve huge slices.
+const maxBatchPrealloc = 1024
+
+// Batch groups the items of in into slices of size items, in order. A batch
+// is yielded once it is full, or, if maxWait > 0, maxWait after its first
+// item arrived, whichever comes first; at the end of in, the partial batch
+// left is yielded. Batch never yields an empty slice, and each slice it
+// yields is new: the consumer may keep it.
+//
+// With maxWait <= 0 there is no time flush and Batch pulls in from the
+// consuming goroutine. With maxWait > 0 it pulls in from a goroutine of its
+// own, one item ahead of the consumer, so that a batch can be flushed while
+// in is blocked. When the consumer stops, that goroutine stops pulling in at
+// in's next yield; the iteration returns only once it has exited (so only
+// once in yields or ends). A panic in in is raised again in the consumer.
+//
+// Batch panics if size < 1 or in is nil.
+func Batch[T any](in iter.Seq[T], size int, maxWait time.Duration) iter.Seq[[]T] {
+	if size < 1 {
+		panic(fmt.Sprintf("jobq: Batch: size must be >= 1, got %d", size))
+	}
+	if in == nil {
+		panic("jobq: Batch: in must not be nil")
+	}
+	if maxWait <= 0 {
+		return func(yield func([]T) bool) {
+			var b []T
+			for v := range in {
+				if b == nil {
+					b = make([]T, 0, min(size, maxBatchPrealloc))
+				}
+				if b = append(b, v); len(b) == size {
+					if !yield(b) {
+						return
+					}
+					b = nil
+				}
+			}
+			if len(b) > 0 {
+				yield(b)
+			}
+		}
+	}
+	return func(yield func([]T) bool) { batchTimed(in, size, maxWait, yield) }
+}
+
+// batchTimed is one iteration of Batch with a time flush.
+func batchTimed[T any](in iter.Seq[T], size int, maxWait time.Duration, yield func([]T) bool) {
+	items := make(chan T)         // the feeder's items; closed when it is done
+	quit := make(chan struct{})   // closed when the consumer is done
+	exited := make(chan struct{}) // closed when the feeder has exited
+	var (
+		finished bool // in returned
+		panicked bool
+		pv       any
+	)
+	go func() {
+		defer close(exited)
+		defer close(items)
+		defer func() {
+			if !finished {
+				if pv = recover(); pv != nil {
+					panicked = true
+				}
+			}
+		}()
+		for v := range in {
+			select {
+			case items <- v:
+			case <-quit:
+				finished = true // ended by request, not by a panic
+				return
+			}
+		}
+		finished = true
+	}()
+	var (
+		b     []T
+		timer *time.Timer
+		due   <-chan time.Time // the timer of the batch being filled
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		close(quit)
+		<-exited
+	}()
+	flush := func() bool {
+		out := b
+		b, due = nil, nil
+		return yield(out)
+	}
+	for {
+		select {
+		case v, ok := <-items:
+			if !ok {
+				<-exited
+				switch {
+				case panicked:
+					panic(pv)
+				case !finished:
+					runtime.Goexit() // in called Goexit: pass it on
+				}
+				if len(b) > 0 {
+					flush()
+				}
+				return
+			}
+			if b == nil {
+				b = make([]T, 0, min(size, maxBatchPrealloc))
+				if timer == nil {
+					timer = time.NewTimer(maxWait)
+				} else {
+					timer.Reset(maxWait)
+				}
+				due = timer.C
+			}
+			if b = append(b, v); len(b) == size {
+				timer.Stop()
+				if !flush() {
+					return
+				}
+			}
+		case <-due:
+			// maxWait has passed since the batch's first item.
+			if !flush() {
+				return
+			}
+		}
+	}
+}
+
+// Flatten yields the items of each slice of in, in order: the inverse of
+// Batch, for a stage that takes a batch and returns a slice of results.
+func Flatten[T any](in iter.Seq[[]T]) iter.Seq[T] {
+	if in == nil {
+		panic("jobq: Flatten: in must not be nil")
+	}
+	return func(yield func(T) bool) {
+		for b := range in {
+			for _, v := range b {
+				if !yield(v) {
+					return
+				}
+			}
+		}
+	}
+}
