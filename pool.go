@@ -195,8 +195,12 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 // until ctx ends; without, it fails at once with ErrQueueFull.
 func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
 	p.mu.Lock()
-	for !p.ring.Push(t) {
+	for {
 		if p.closing {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.ring.Push(t) {
 			break
 		}
 		if !wait {
@@ -215,16 +219,10 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		p.mu.Lock()
 		p.waiters--
 		if err != nil {
-			p.passRoom()
+			p.passRoom() // the token may have come to this waiter
 			p.mu.Unlock()
 			return err
 		}
-	}
-	if p.closing {
-		// A push may have happened above just before the check; closing is
-		// only set under mu, so the loop never pushed once closing was set.
-		p.mu.Unlock()
-		return ErrClosed
 	}
 	p.submitted++
 	p.passRoom()
@@ -304,6 +302,12 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 		}
 		n := p.take(w)
 		if n == 0 {
+			if t, ok := p.steal(w); ok {
+				p.mu.Unlock()
+				w.run(t)
+				p.mu.Lock()
+				continue
+			}
 			if p.closing && len(p.backoffs) == 0 {
 				// Nothing is left or can come back: every worker may go.
 				for len(p.idle) > 0 {
@@ -328,14 +332,36 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			}
 			t := w.batch[i]
 			w.batch[i] = task[In, Out]{}
-			if t.j != nil {
-				w.runJob(t.j)
-			} else {
-				w.runFire(t)
-			}
+			w.run(t)
 		}
 		p.mu.Lock()
 	}
+}
+
+// run runs one task taken from the queue.
+func (w *worker[In, Out]) run(t task[In, Out]) {
+	if t.j != nil {
+		w.runJob(t.j)
+	} else {
+		w.runFire(t)
+	}
+}
+
+// steal takes a job that another worker has taken from the queue but not
+// started, so that a long job cannot hold up the rest of its batch while
+// workers sit idle. p.mu is held.
+func (p *Pool[In, Out]) steal(thief *worker[In, Out]) (task[In, Out], bool) {
+	for _, w := range p.all {
+		if w == thief || int(w.next.Load()) >= w.n {
+			continue
+		}
+		if i := int(w.next.Add(1) - 1); i < w.n {
+			t := w.batch[i]
+			w.batch[i] = task[In, Out]{}
+			return t, true
+		}
+	}
+	return task[In, Out]{}, false
 }
 
 // take moves the next jobs into w's batch and returns how many: one retry
@@ -440,8 +466,7 @@ func (p *Pool[In, Out]) abandon() {
 		left = append(left, task[In, Out]{j: j})
 	}
 	clear(p.backoffs)
-	var running []*worker[In, Out]
-	running = append(running, p.all...)
+	running := append(append([]*worker[In, Out](nil), p.all...), p.inline...)
 	for _, w := range p.all {
 		// Claim what the worker has taken but not started.
 		for i := int(w.next.Swap(maxBatch)); i < w.n; i++ {

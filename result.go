@@ -157,9 +157,11 @@ func (r *Result[T]) Done() <-chan struct{} {
 // bounds only the wait: when it ends first, Await returns ctx.Err() and the
 // job goes on (use Cancel to stop it).
 //
-// When a handler awaits a job it submitted to its own pool and that job is
-// still queued, Await runs it in the calling goroutine, so fork–join inside
-// a pool cannot deadlock however busy the pool is.
+// When a handler awaits a job it submitted to its own pool (with its
+// handler ctx) and that job has not started, Await runs it in the calling
+// goroutine, so fork–join inside a pool cannot deadlock however busy the
+// pool is. A retry of such a job, after a failed first attempt, waits for a
+// worker like any other job.
 //
 // Await with a ctx that can end, on a Result that has not completed yet,
 // allocates one channel (see Done); Await with a ctx that cannot end, such as
