@@ -110,6 +110,7 @@ type Pool[In, Out any] struct {
 	all       []*worker[In, Out]
 	inline    []*worker[In, Out] // records of handlers running nested jobs inline
 	target    int
+	batches   int // workers whose batch holds more than one job
 	submitted uint64
 	waiters   int // submitters waiting for room
 	closing   bool
@@ -351,6 +352,9 @@ func (w *worker[In, Out]) run(t task[In, Out]) {
 // started, so that a long job cannot hold up the rest of its batch while
 // workers sit idle. p.mu is held.
 func (p *Pool[In, Out]) steal(thief *worker[In, Out]) (task[In, Out], bool) {
+	if p.batches == 0 {
+		return task[In, Out]{}, false
+	}
 	for _, w := range p.all {
 		if w == thief || int(w.next.Load()) >= w.n {
 			continue
@@ -367,6 +371,9 @@ func (p *Pool[In, Out]) steal(thief *worker[In, Out]) (task[In, Out], bool) {
 // take moves the next jobs into w's batch and returns how many: one retry
 // whose backoff has ended, or else a fair share of the queue. p.mu is held.
 func (p *Pool[In, Out]) take(w *worker[In, Out]) int {
+	if w.n > 1 {
+		p.batches-- // its previous batch is over
+	}
 	n := 0
 	if t, ok := p.retries.Pop(); ok {
 		w.batch[0] = t
@@ -377,6 +384,9 @@ func (p *Pool[In, Out]) take(w *worker[In, Out]) int {
 			w.batch[i], _ = p.ring.Pop()
 		}
 	}
+	if n > 1 {
+		p.batches++
+	}
 	w.n = n
 	w.next.Store(0)
 	return n
@@ -385,6 +395,9 @@ func (p *Pool[In, Out]) take(w *worker[In, Out]) int {
 // retire removes w from the pool, keeping its counts. p.mu is held and is
 // released.
 func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
+	if w.n > 1 {
+		p.batches--
+	}
 	for i, x := range p.all {
 		if x == w {
 			last := len(p.all) - 1

@@ -1,0 +1,7 @@
+#!/bin/sh
+# Runs the comparative benchmarks six times into bench.txt, then summarises
+# them with benchstat (each implementation's mean ± variation, side by side).
+set -eu
+cd "$(dirname "$0")"
+go test -run '^$' -bench . -benchmem -count 6 -timeout 30m | tee bench.txt
+go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench.txt
