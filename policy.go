@@ -48,8 +48,9 @@ type Policy struct {
 	// error (RetryIf permitting).
 	Timeout time.Duration
 	// MaxElapsed bounds the whole job, all attempts and the waits between
-	// them together: no retry is scheduled whose wait would end past it.
-	// It does not cut a running attempt short; Timeout does that.
+	// them together, counted from the first attempt's start: no retry is
+	// scheduled whose wait would end past it, and an attempt running when
+	// it passes ends as at a Timeout (its ctx carries that deadline).
 	MaxElapsed time.Duration
 	// RetryIf, when set, decides alone whether an error is retried,
 	// *PanicError and context errors included; Permanent errors and a done

@@ -75,12 +75,8 @@ type worker[In, Out any] struct {
 	p    *Pool[In, Out]
 	wake chan struct{} // buffered; a send wakes the worker from idle
 
-	batch [maxBatch]task[In, Out] // jobs taken from the queue
-	n     int                     // jobs in batch; written under p.mu
-	next  atomic.Int32            // index of the next job of batch to run
-
-	rc        runCtx      // the handler ctx of fire-and-forget jobs
-	busy      atomic.Bool // running a fire-and-forget job
+	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
+	busy      atomic.Bool            // running a fire-and-forget job
 	succeeded atomic.Uint64
 	failed    atomic.Uint64
 
@@ -110,7 +106,7 @@ type Pool[In, Out any] struct {
 	all       []*worker[In, Out]
 	inline    []*worker[In, Out] // records of handlers running nested jobs inline
 	target    int
-	batches   int // workers whose batch holds more than one job
+	limbo     int // jobs a timeout is ending, in no queue meanwhile
 	submitted uint64
 	waiters   int // submitters waiting for room
 	closing   bool
@@ -124,17 +120,21 @@ type Pool[In, Out any] struct {
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
 }
 
-func (p *Pool[In, Out]) init(workers int, opts []Option) *config {
-	c := &config{queueSize: DefaultQueueSize}
-	for _, o := range opts {
-		o(c)
-	}
+func (p *Pool[In, Out]) init(c *config, workers int) {
 	p.def = c.policy.merge(defaultPolicy)
 	p.ring = NewRing[task[In, Out]](c.queueSize)
 	p.room = make(chan struct{}, 1)
 	p.quit = make(chan struct{})
 	p.drained = make(chan struct{})
 	p.Resize(workers)
+}
+
+// configure applies opts over the defaults.
+func configure(opts []Option) *config {
+	c := &config{queueSize: DefaultQueueSize}
+	for _, o := range opts {
+		o(c)
+	}
 	return c
 }
 
@@ -182,7 +182,6 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		Workers:   len(p.all),
 	}
 	for _, w := range p.all {
-		m.Queued += int64(max(w.n-int(w.next.Load()), 0))
 		m.Succeeded += w.succeeded.Load()
 		m.Failed += w.failed.Load()
 		if w.busy.Load() || w.curJob.Load() != nil {
@@ -254,8 +253,16 @@ func (p *Pool[In, Out]) passRoom() {
 // newWorker returns a worker record of p, not started.
 func (p *Pool[In, Out]) newWorker() *worker[In, Out] {
 	w := &worker[In, Out]{p: p}
-	w.rc.owner = p
+	w.rc.Store(&runCtx{owner: p})
 	return w
+}
+
+// endAttempt ends the attempt that ran with rc, replacing w's ctx by a fresh
+// one if rc may still be watched from elsewhere.
+func (w *worker[In, Out]) endAttempt(rc *runCtx) {
+	if !rc.end() {
+		w.rc.Store(&runCtx{owner: w.p})
+	}
 }
 
 // cancelRunning cancels the ctx of the running attempt of j, which Cancel
@@ -269,11 +276,12 @@ func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
 			if w.curJob.Load() != j {
 				continue
 			}
-			g := w.rc.state.Load() >> 2
-			// The worker may have moved on between the two loads; j
+			rc := w.rc.Load()
+			g := rc.state.Load() >> 2
+			// The worker may have moved on between the loads; j
 			// cannot come back to it, as it has ended.
 			if w.curJob.Load() == j {
-				w.rc.cancel(g, context.Canceled)
+				rc.cancel(g, context.Canceled)
 			}
 			return
 		}
@@ -288,12 +296,8 @@ func (p *Pool[In, Out]) wakeOne() {
 	w.wake <- struct{}{} // never blocks: an idle worker's buffer is empty
 }
 
-// maxBatch bounds how many jobs a worker takes from the queue at once.
-const maxBatch = 8
-
-// work is a worker goroutine's loop. A worker takes up to maxBatch jobs per
-// lock, its fair share of the queue, so a deep queue costs one lock per
-// several jobs; a shallow one is shared out one job at a time.
+// work is a worker goroutine's loop. A worker takes one job at a time, so
+// jobs start in the order they were queued (retries first).
 func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 	p.mu.Lock()
 	for {
@@ -301,15 +305,12 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.retire(w)
 			return
 		}
-		n := p.take(w)
-		if n == 0 {
-			if t, ok := p.steal(w); ok {
-				p.mu.Unlock()
-				w.run(t)
-				p.mu.Lock()
-				continue
-			}
-			if p.closing && len(p.backoffs) == 0 {
+		t, ok := p.retries.Pop()
+		if !ok {
+			t, ok = p.ring.Pop()
+		}
+		if !ok {
+			if p.closing && len(p.backoffs) == 0 && p.limbo == 0 {
 				// Nothing is left or can come back: every worker may go.
 				for len(p.idle) > 0 {
 					p.wakeOne()
@@ -325,79 +326,18 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 		}
 		p.passRoom()
 		p.mu.Unlock()
-		for {
-			// Shutdown may claim the rest of the batch (see abandon).
-			i := int(w.next.Add(1) - 1)
-			if i >= n {
-				break
-			}
-			t := w.batch[i]
-			w.batch[i] = task[In, Out]{}
-			w.run(t)
+		if t.j != nil {
+			w.runJob(t.j)
+		} else {
+			w.runFire(t)
 		}
 		p.mu.Lock()
 	}
 }
 
-// run runs one task taken from the queue.
-func (w *worker[In, Out]) run(t task[In, Out]) {
-	if t.j != nil {
-		w.runJob(t.j)
-	} else {
-		w.runFire(t)
-	}
-}
-
-// steal takes a job that another worker has taken from the queue but not
-// started, so that a long job cannot hold up the rest of its batch while
-// workers sit idle. p.mu is held.
-func (p *Pool[In, Out]) steal(thief *worker[In, Out]) (task[In, Out], bool) {
-	if p.batches == 0 {
-		return task[In, Out]{}, false
-	}
-	for _, w := range p.all {
-		if w == thief || int(w.next.Load()) >= w.n {
-			continue
-		}
-		if i := int(w.next.Add(1) - 1); i < w.n {
-			t := w.batch[i]
-			w.batch[i] = task[In, Out]{}
-			return t, true
-		}
-	}
-	return task[In, Out]{}, false
-}
-
-// take moves the next jobs into w's batch and returns how many: one retry
-// whose backoff has ended, or else a fair share of the queue. p.mu is held.
-func (p *Pool[In, Out]) take(w *worker[In, Out]) int {
-	if w.n > 1 {
-		p.batches-- // its previous batch is over
-	}
-	n := 0
-	if t, ok := p.retries.Pop(); ok {
-		w.batch[0] = t
-		n = 1
-	} else if q := p.ring.Len(); q > 0 {
-		n = min(max(q/len(p.all), 1), maxBatch)
-		for i := range n {
-			w.batch[i], _ = p.ring.Pop()
-		}
-	}
-	if n > 1 {
-		p.batches++
-	}
-	w.n = n
-	w.next.Store(0)
-	return n
-}
-
 // retire removes w from the pool, keeping its counts. p.mu is held and is
 // released.
 func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
-	if w.n > 1 {
-		p.batches--
-	}
 	for i, x := range p.all {
 		if x == w {
 			last := len(p.all) - 1
@@ -419,7 +359,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 // is left to run. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
 	if p.closing && !p.drainDone && len(p.all) == 0 &&
-		p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 {
+		p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 && p.limbo == 0 {
 		p.drainDone = true
 		close(p.drained)
 	}
@@ -479,13 +419,10 @@ func (p *Pool[In, Out]) abandon() {
 		left = append(left, task[In, Out]{j: j})
 	}
 	clear(p.backoffs)
-	running := append(append([]*worker[In, Out](nil), p.all...), p.inline...)
-	for _, w := range p.all {
-		// Claim what the worker has taken but not started.
-		for i := int(w.next.Swap(maxBatch)); i < w.n; i++ {
-			left = append(left, w.batch[i])
-		}
+	for len(p.idle) > 0 {
+		p.wakeOne() // nothing is left for them: let them exit
 	}
+	running := append(append([]*worker[In, Out](nil), p.all...), p.inline...)
 	p.checkDrained()
 	p.mu.Unlock()
 
@@ -500,7 +437,7 @@ func (p *Pool[In, Out]) abandon() {
 		if j := w.curJob.Load(); j != nil {
 			j.end(phaseRunning, ErrClosed)
 		}
-		w.rc.cancelCurrent(context.Canceled)
+		w.rc.Load().cancelCurrent(context.Canceled)
 	}
 }
 
@@ -538,7 +475,7 @@ func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) bool {
 // wakeIfDrained lets idle workers exit when the last backoff of a closing
 // pool has gone. p.mu is held.
 func (p *Pool[In, Out]) wakeIfDrained() {
-	if p.closing && len(p.backoffs) == 0 && p.ring.Len() == 0 && p.retries.Len() == 0 {
+	if p.closing && len(p.backoffs) == 0 && p.limbo == 0 && p.ring.Len() == 0 && p.retries.Len() == 0 {
 		for len(p.idle) > 0 {
 			p.wakeOne()
 		}
@@ -608,8 +545,18 @@ func (w *worker[In, Out]) fire() {
 	w.tmu.Unlock()
 	rc.cancel(gen, context.DeadlineExceeded)
 	if j != nil {
+		// Until finish has completed j or put it in backoff, j is in
+		// no queue: keep a closing pool from draining meanwhile.
+		p := w.p
+		p.mu.Lock()
+		p.limbo++
+		p.mu.Unlock()
 		var zero Out
 		j.finish(nil, k, zero, context.DeadlineExceeded)
+		p.mu.Lock()
+		p.limbo--
+		p.wakeIfDrained()
+		p.mu.Unlock()
 	}
 }
 
@@ -670,8 +617,10 @@ func NewPool(size int, opts ...Option) *Queue {
 		}
 		return struct{}{}, fn(ctx, j.msg)
 	}
-	fn = q.p.init(size, opts).fn
+	c := configure(opts)
+	fn = c.fn
 	q.hasFn = fn != nil
+	q.p.init(c, size)
 	return q
 }
 
@@ -747,20 +696,23 @@ type ownerKey struct{}
 // generation counts.
 const (
 	ctxCancelled = 1 // err is set (and done, if made, is closed)
-	ctxDirty     = 2 // Done was called: end and begin have cleaning to do
+	ctxShared    = 2 // Done or AfterFunc was called: see runCtx
 	ctxFlags     = 3
 )
 
-// runCtx is the context a handler receives. It is recycled, not allocated
-// per attempt: each worker owns one, and every attempt it runs gets it (a
-// handler that outlives its attempt keeps its worker, so the ctx is not
-// reused under it). It carries the submission ctx's
-// values and cancellation, the attempt's deadline, and the pool's own
-// cancellation (Cancel, timeout, Shutdown past its deadline).
+// runCtx is the context a handler receives. Each worker owns one and hands
+// it to every attempt it runs, so an attempt allocates no context. A handler
+// that outlives its attempt (a timeout it ignores) keeps its worker, so the
+// ctx is never reused under a running handler.
 //
-// An attempt whose handler never calls Done and is never cancelled touches
-// no lock: begin and end are one atomic operation each. The Done channel is
-// made only when a handler asks for it.
+// It carries the submission ctx's values and cancellation, the attempt's
+// deadline, and the pool's own cancellation (Cancel, timeout, Shutdown past
+// its deadline). An attempt that never asks for Done and never has a
+// context derived from its ctx touches no lock: begin and end are an atomic
+// operation each. Once Done or AfterFunc is called (context.WithCancel and
+// its kin call them), the ctx may be watched from other goroutines: it is
+// cancelled when the attempt ends and then retired, never reused, and the
+// worker takes a fresh one.
 type runCtx struct {
 	state atomic.Uint64 // gen<<2 | flags
 
@@ -769,13 +721,15 @@ type runCtx struct {
 	deadline time.Time // attempt deadline; zero when none
 	owner    any       // the pool running the handler; set once
 
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
-	stop func() bool // unregisters the watch on parent.Done
+	mu     sync.Mutex
+	done   chan struct{}
+	err    error
+	stop   func() bool // unregisters the watch on parent
+	afters []*func()   // AfterFunc callbacks, run on cancellation
 }
 
-// begin readies c for a new attempt and returns its generation.
+// begin readies c for a new attempt and returns its generation. c is not
+// shared.
 func (c *runCtx) begin(parent context.Context, deadline time.Time) uint64 {
 	c.parent = parent
 	if !deadline.IsZero() || !c.deadline.IsZero() {
@@ -784,46 +738,40 @@ func (c *runCtx) begin(parent context.Context, deadline time.Time) uint64 {
 	if s := c.state.Load(); s&ctxFlags == 0 && c.state.CompareAndSwap(s, s+4) {
 		return s>>2 + 1
 	}
+	// The last attempt was cancelled: only this goroutine could see it.
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.err = nil
+	g := c.state.Load()>>2 + 1
+	c.state.Store(g << 2)
+	return g
+}
+
+// end closes the attempt and reports whether c may serve another. A shared
+// ctx is cancelled for good, so that whatever still watches it sees the
+// attempt over.
+func (c *runCtx) end() bool {
+	if c.state.Load()&ctxShared == 0 {
+		return true
+	}
+	c.mu.Lock()
 	if c.stop != nil {
 		c.stop()
 		c.stop = nil
 	}
-	s := c.state.Load()
-	if s&ctxCancelled != 0 {
-		c.err, c.done = nil, nil
-	}
-	g := s>>2 + 1
-	c.state.Store(g << 2)
-	if c.done != nil {
-		c.state.Store(g<<2 | ctxDirty)
-	}
-	return g
-}
-
-// end closes the attempt: a ctx kept past the handler's return that asked
-// for Done reads as cancelled from now on.
-func (c *runCtx) end() {
-	if c.state.Load()&ctxDirty != 0 {
-		c.mu.Lock()
-		if c.stop != nil {
-			c.stop()
-			c.stop = nil
-		}
-		c.mu.Unlock()
-		c.cancel(c.state.Load()>>2, context.Canceled)
-	}
+	c.mu.Unlock()
+	c.cancel(c.state.Load()>>2, context.Canceled)
+	return false
 }
 
 // cancel cancels attempt gen with err (context.Canceled or
 // context.DeadlineExceeded); it reports whether it did.
 func (c *runCtx) cancel(gen uint64, err error) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for {
 		s := c.state.Load()
 		if s>>2 != gen || s&ctxCancelled != 0 {
+			c.mu.Unlock()
 			return false
 		}
 		if c.state.CompareAndSwap(s, s|ctxCancelled) {
@@ -833,6 +781,12 @@ func (c *runCtx) cancel(gen uint64, err error) bool {
 	c.err = err
 	if c.done != nil {
 		close(c.done)
+	}
+	afters := c.afters
+	c.afters = nil
+	c.mu.Unlock()
+	for _, f := range afters {
+		go (*f)()
 	}
 	return true
 }
@@ -850,6 +804,21 @@ func (c *runCtx) ownErr() error {
 	return c.err
 }
 
+// share marks c as watched from elsewhere and, the first time, starts
+// watching the parent's cancellation. c.mu is held.
+func (c *runCtx) share() {
+	for {
+		s := c.state.Load()
+		if s&ctxShared != 0 || c.state.CompareAndSwap(s, s|ctxShared) {
+			break
+		}
+	}
+	if c.stop == nil && c.state.Load()&ctxCancelled == 0 && c.parent.Done() != nil {
+		g, parent := c.state.Load()>>2, c.parent
+		c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err()) })
+	}
+}
+
 func (c *runCtx) Deadline() (time.Time, bool) {
 	d, ok := c.parent.Deadline()
 	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
@@ -863,20 +832,38 @@ func (c *runCtx) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		for {
-			s := c.state.Load()
-			if c.state.CompareAndSwap(s, s|ctxDirty) {
-				break
-			}
-		}
+		c.share()
 		if c.state.Load()&ctxCancelled != 0 {
 			close(c.done)
-		} else if c.parent.Done() != nil {
-			g, parent := c.state.Load()>>2, c.parent
-			c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err()) })
 		}
 	}
 	return c.done
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the ctx is
+// cancelled, like context.AfterFunc. The context package uses it to cancel
+// contexts derived from a handler's ctx without a goroutine of its own.
+func (c *runCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.share()
+	if c.state.Load()&ctxCancelled != 0 {
+		go f()
+		return func() bool { return false }
+	}
+	fp := &f
+	c.afters = append(c.afters, fp)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.afters {
+			if x == fp {
+				c.afters = append(c.afters[:i], c.afters[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func (c *runCtx) Err() error {

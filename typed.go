@@ -29,10 +29,12 @@ func New[In, Out any](workers int, h Handler[In, Out], opts ...Option) *Pool[In,
 	if h == nil {
 		panic("jobq: New: handler h must not be nil")
 	}
-	p := &Pool[In, Out]{h: h}
-	if p.init(workers, opts).fn != nil {
+	c := configure(opts)
+	if c.fn != nil {
 		panic("jobq: New: WithFn applies only to NewPool; New takes a typed handler")
 	}
+	p := &Pool[In, Out]{h: h}
+	p.init(c, workers)
 	return p
 }
 
@@ -203,7 +205,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		start = time.Now()
 		dl = deadline(pol, start, start)
 	}
-	rc := &w.rc
+	rc := w.rc.Load()
 	gen := rc.begin(t.ctx, dl)
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
@@ -217,7 +219,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	if own := rc.ownErr(); own != nil {
 		err = own // timed out, or Shutdown gave up on it
 	}
-	rc.end()
+	w.endAttempt(rc)
 	if err == nil {
 		w.succeeded.Add(1)
 		return
@@ -269,13 +271,13 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 		}
 		dl = deadline(pol, j.rs.start, now)
 	}
-	rc := &w.rc
+	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
 	w.curJob.Store(j)
 	// Cancel may have ended the attempt before it could see rc and gen.
 	if j.state.Load() != mkState(k, phaseRunning) {
 		w.curJob.Store(nil)
-		rc.end()
+		w.endAttempt(rc)
 		return
 	}
 	if !dl.IsZero() {
@@ -286,7 +288,7 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 		w.disarm()
 	}
 	w.curJob.Store(nil)
-	rc.end()
+	w.endAttempt(rc)
 	j.finish(w, k, out, err)
 }
 
