@@ -3,6 +3,7 @@ package jobq
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -60,42 +61,36 @@ func ringFor(b byte) (r *Ring[int], bound int) {
 
 // The operations of a FuzzRing input, one per byte: the low three bits pick
 // the operation, bit 3 calls the ring through the Buffer interface rather
-// than directly, and bit 4 tells fill from drain. Push and the bursts take
+// than directly, and bit 4 picks a variant. Push, the bursts and churn take
 // the next byte as their argument.
 const (
 	opPush      = iota // push arg+1 (never 0, so a zeroed slot is told apart)
 	opPop              // pop one
-	opLen              // Len
-	opCap              // Cap
+	opLenCap           // Len; with bit 4, Cap
+	opChurn            // 4*arg times: push one, pop one (a steady depth, to let the ring shrink)
 	opFullEmpty        // Len() == Cap(), Len() == 0
 	opPushBurst        // push arg items
 	opPopBurst         // pop arg times
-	opFillDrain        // bit 4 set: push until refused (2048 at most); clear: pop until empty
+	opFillDrain        // pop until empty; with bit 4, push until refused (2048 at most)
 
-	opViaBuffer = 8                // call the ring through the Buffer interface
-	opFill      = opFillDrain | 16 // push until refused
-	opDrain     = opFillDrain      // pop until empty
+	opViaBuffer = 8                       // call the ring through the Buffer interface
+	opVariant   = 16                      // picks Cap over Len, fill over drain
+	opLen       = opLenCap                // Len
+	opCap       = opLenCap | opVariant    // Cap
+	opDrain     = opFillDrain             // pop until empty
+	opFill      = opFillDrain | opVariant // push until refused
 )
 
-// ringStep is what one operation returned, and the Len and items after it.
-type ringStep struct {
-	Op     string
-	Pushed []bool   // each Push's answer
-	Popped []popped // each Pop's answers
-	Len    int
-	Cap    int  `cmp:",omitempty"`
-	Full   bool `cmp:",omitempty"`
-	Empty  bool `cmp:",omitempty"`
-	Items  []int
+// call is one call's answer: the model's and the ring's must be equal.
+type call struct {
+	Method string
+	Arg    int  `cmp:",omitempty"` // what Push was given
+	V      int  // what Pop returned, or Len, or Cap
+	OK     bool // what Push or Pop reported
 }
 
-type popped struct {
-	V  int
-	OK bool
-}
-
-// bufferOps is a Buffer's methods as values, so one run of an operation
-// calls either the Ring's methods directly or through the interface.
+// bufferOps is a Buffer's methods as values, so an operation calls the
+// Ring's methods either directly or through the Buffer interface.
 type bufferOps struct {
 	push     func(int) bool
 	pop      func() (int, bool)
@@ -104,154 +99,161 @@ type bufferOps struct {
 
 func opsOf(b Buffer[int]) bufferOps { return bufferOps{b.Push, b.Pop, b.Len, b.Cap} }
 
-// maxItemsShown bounds the depth at which each step compares the whole
-// contents and checks every slot; deeper, the pops and the final drain
-// compare them.
-const maxItemsShown = 256
+// lockstep runs each call on the model and on the ring and fails at the
+// first answer that differs.
+type lockstep struct {
+	t     *testing.T
+	model *sliceBuffer
+	ring  bufferOps // the ring's methods for the current operation
+	where string    // the current operation, for failure messages
+}
+
+func (l *lockstep) check(want, got call) {
+	if want != got {
+		l.t.Helper()
+		l.t.Fatalf("%s, with %d items in the model: the ring answered %s differently (-model +ring):\n%s",
+			l.where, l.model.Len(), want.Method, cmp.Diff(want, got))
+	}
+}
+
+func (l *lockstep) push(v int) bool {
+	ok := l.model.Push(v)
+	l.check(call{"Push", v, 0, ok}, call{"Push", v, 0, l.ring.push(v)})
+	return ok
+}
+
+func (l *lockstep) pop() bool {
+	mv, mok := l.model.Pop()
+	rv, rok := l.ring.pop()
+	l.check(call{Method: "Pop", V: mv, OK: mok}, call{Method: "Pop", V: rv, OK: rok})
+	return mok
+}
+
+func (l *lockstep) len() int {
+	n := l.model.Len()
+	l.check(call{Method: "Len", V: n}, call{Method: "Len", V: l.ring.len()})
+	return n
+}
+
+func (l *lockstep) cap() int {
+	n := l.model.Cap()
+	l.check(call{Method: "Cap", V: n}, call{Method: "Cap", V: l.ring.cap()})
+	return n
+}
+
+// maxItemsCompared bounds the depth at which the whole contents are
+// compared, and every slot checked, after each operation; deeper, the pops
+// and the final drain compare them.
+const maxItemsCompared = 256
+
+// maxUnboundedItems caps how deep bursts and fills take the zero Ring, so
+// that no input runs for long: deeper, it only repeats what it has done.
+const maxUnboundedItems = 1 << 16
 
 func FuzzRing(f *testing.F) {
 	for _, seed := range ringSeeds {
 		f.Add(seed.data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) == 0 {
-			return
-		}
-		if len(data) > 4096 {
-			data = data[:4096] // long inputs add time, not coverage
-		}
-		r, bound := ringFor(data[0])
-		model := &sliceBuffer{bound: bound}
-		direct := bufferOps{r.Push, r.Pop, r.Len, r.Cap}
-		var viaBuffer Buffer[int] = r
-		iface := opsOf(viaBuffer)
-		next := 1000 // the values bursts push
+	f.Fuzz(runRingOps)
+}
 
-		ops := data[1:]
-		for i := 0; i < len(ops); i++ {
-			code := ops[i]
-			var arg int
-			switch code & 7 {
-			case opPush, opPushBurst, opPopBurst:
-				if i+1 < len(ops) {
-					i++
-					arg = int(ops[i])
+// runRingOps runs the operations data encodes on a Ring and on the slice
+// model, in lockstep, and fails at the first difference.
+func runRingOps(t *testing.T, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	if len(data) > 4096 {
+		data = data[:4096] // long inputs add time, not coverage
+	}
+	r, bound := ringFor(data[0])
+	direct := bufferOps{r.Push, r.Pop, r.Len, r.Cap}
+	var buf Buffer[int] = r
+	viaBuffer := opsOf(buf)
+	l := &lockstep{t: t, model: &sliceBuffer{bound: bound}}
+	next := 1000 // the values bursts push: never 0, each one new
+
+	ops := data[1:]
+	for i := 0; i < len(ops); i++ {
+		code := ops[i]
+		var arg int
+		switch code & 7 {
+		case opPush, opPushBurst, opPopBurst, opChurn:
+			if i+1 < len(ops) {
+				i++
+				arg = int(ops[i])
+			}
+		}
+		l.ring = direct
+		if code&opViaBuffer != 0 {
+			l.ring = viaBuffer
+		}
+		l.where = fmt.Sprintf("operation at byte %d (%#02x, argument %d), ring bound %d", i+1, code, arg, bound)
+		switch code & 7 {
+		case opPush:
+			l.push(arg + 1)
+		case opPop:
+			l.pop()
+		case opLenCap:
+			if code&opVariant != 0 {
+				l.cap()
+			} else {
+				l.len()
+			}
+		case opChurn:
+			for range 4 * arg {
+				l.push(next)
+				next++
+				l.pop()
+			}
+		case opFullEmpty:
+			full, empty := l.len() == l.cap(), l.len() == 0
+			if full && l.push(next) {
+				t.Fatalf("%s: a full ring accepted a Push", l.where)
+			}
+			if empty && l.pop() {
+				t.Fatalf("%s: an empty ring popped an item", l.where)
+			}
+		case opPushBurst:
+			for range arg {
+				if bound == 0 && l.model.Len() >= maxUnboundedItems {
+					break
 				}
+				l.push(next)
+				next++
 			}
-			ringOps := direct
-			if code&opViaBuffer != 0 {
-				ringOps = iface
+		case opPopBurst:
+			for range arg {
+				l.pop()
 			}
-			var want, got ringStep
-			switch code & 7 {
-			case opPush:
-				want = pushStep(opsOf(model), []int{arg + 1})
-				got = pushStep(ringOps, []int{arg + 1})
-			case opPushBurst:
-				vs := make([]int, arg)
-				for k := range vs {
-					vs[k] = next
+		case opFillDrain:
+			if code&opVariant != 0 {
+				for range 2048 {
+					if bound == 0 && l.model.Len() >= maxUnboundedItems || !l.push(next) {
+						break
+					}
 					next++
 				}
-				want = pushStep(opsOf(model), vs)
-				got = pushStep(ringOps, vs)
-			case opPop:
-				want = popStep(opsOf(model), 1)
-				got = popStep(ringOps, 1)
-			case opPopBurst:
-				want = popStep(opsOf(model), arg)
-				got = popStep(ringOps, arg)
-			case opLen:
-				want = ringStep{Op: "Len"}
-				got = ringStep{Op: "Len"}
-			case opCap:
-				want = ringStep{Op: "Cap", Cap: model.Cap()}
-				got = ringStep{Op: "Cap", Cap: ringOps.cap()}
-			case opFullEmpty:
-				want = fullEmptyStep(opsOf(model))
-				got = fullEmptyStep(ringOps)
-			case opFillDrain:
-				if code&16 != 0 {
-					vs := make([]int, 2048)
-					for k := range vs {
-						vs[k] = next
-						next++
-					}
-					want = fillStep(opsOf(model), vs)
-					got = fillStep(ringOps, vs)
-				} else {
-					want = drainStep(opsOf(model))
-					got = drainStep(ringOps)
-				}
-			}
-			want.Len, got.Len = model.Len(), ringOps.len()
-			if model.Len() <= maxItemsShown {
-				want.Items = append([]int(nil), model.items...)
-				got.Items = ringItems(r)
-			}
-			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Fatalf("operation %d (byte %#02x), ring bound %d: the ring differs from the slice model (-model +ring):\n%s",
-					i, code, bound, diff)
-			}
-			if len(r.buf) <= 4*maxItemsShown {
-				if err := checkRing(r); err != nil {
-					t.Fatalf("operation %d (byte %#02x), ring bound %d: %v", i, code, bound, err)
+			} else {
+				for l.pop() {
 				}
 			}
 		}
-		// Whatever was not compared step by step is compared here.
-		if diff := cmp.Diff(drainStep(opsOf(model)), drainStep(direct), cmpopts.EquateEmpty()); diff != "" {
-			t.Fatalf("final drain, ring bound %d: the ring differs from the slice model (-model +ring):\n%s", bound, diff)
-		}
-		if err := checkRing(r); err != nil {
-			t.Fatalf("after the final drain: %v", err)
-		}
-	})
-}
-
-func pushStep(b bufferOps, vs []int) ringStep {
-	s := ringStep{Op: fmt.Sprintf("Push %d items", len(vs))}
-	for _, v := range vs {
-		s.Pushed = append(s.Pushed, b.push(v))
-	}
-	return s
-}
-
-func popStep(b bufferOps, n int) ringStep {
-	s := ringStep{Op: fmt.Sprintf("Pop %d times", n)}
-	for range n {
-		v, ok := b.pop()
-		s.Popped = append(s.Popped, popped{v, ok})
-	}
-	return s
-}
-
-func fullEmptyStep(b bufferOps) ringStep {
-	return ringStep{Op: "Full/Empty", Full: b.len() == b.cap(), Empty: b.len() == 0}
-}
-
-// fillStep pushes vs until a Push is refused.
-func fillStep(b bufferOps, vs []int) ringStep {
-	s := ringStep{Op: "Fill"}
-	for _, v := range vs {
-		ok := b.push(v)
-		s.Pushed = append(s.Pushed, ok)
-		if !ok {
-			break
+		if l.len() <= maxItemsCompared {
+			if got := ringItems(r); !slices.Equal(l.model.items, got) {
+				t.Fatalf("%s: the ring holds other items than the model (-model +ring):\n%s",
+					l.where, cmp.Diff(l.model.items, got, cmpopts.EquateEmpty()))
+			}
+			if err := checkRing(r); err != nil {
+				t.Fatalf("%s: %v", l.where, err)
+			}
 		}
 	}
-	return s
-}
-
-// drainStep pops until a Pop finds nothing.
-func drainStep(b bufferOps) ringStep {
-	s := ringStep{Op: "Drain"}
-	for {
-		v, ok := b.pop()
-		s.Popped = append(s.Popped, popped{v, ok})
-		if !ok {
-			return s
-		}
+	l.ring, l.where = direct, "final drain"
+	for l.pop() {
+	}
+	if err := checkRing(r); err != nil {
+		t.Fatalf("after the final drain: %v", err)
 	}
 }
 
@@ -271,6 +273,8 @@ var ringSeeds = []struct {
 	{"bound-1025-grow-shrink", []byte{0xc0 + 30,
 		opFill, opFullEmpty, opPopBurst, 255, opPopBurst, 255, opPopBurst, 255,
 		opPushBurst, 200, opDrain, opPushBurst, 100, opPopBurst, 99, opLen}},
+	{"bound-65-shrink-back", []byte{0xc0,
+		opFill, opPopBurst, 60, opChurn, 64, opLen, opPushBurst, 40, opChurn | opViaBuffer, 255, opDrain, opCap}},
 	{"unbounded-via-buffer", []byte{0xff,
 		opPushBurst | opViaBuffer, 255, opPushBurst | opViaBuffer, 255, opFill | opViaBuffer,
 		opCap | opViaBuffer, opFullEmpty | opViaBuffer, opPopBurst | opViaBuffer, 255,

@@ -48,7 +48,7 @@ func newJobqGoroutines(before map[uint64]string, wait time.Duration) []string {
 		var left []string
 		for id, stack := range jobqGoroutines() {
 			if _, ok := before[id]; !ok {
-				left = append(left, stack)
+				left = append(left, strings.TrimSpace(stack))
 			}
 		}
 		if len(left) == 0 || !time.Now().Before(deadline) {

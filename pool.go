@@ -75,6 +75,11 @@ type worker[In, Out any] struct {
 	p    *Pool[In, Out]
 	wake chan struct{} // buffered; a send wakes the worker from idle
 
+	// A job handed to the worker as it is woken; set under p.mu by the
+	// waker, read by the worker after the wake-up.
+	hand   task[In, Out]
+	handed bool
+
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
 	busy      atomic.Bool            // running a fire-and-forget job
 	succeeded atomic.Uint64
@@ -116,6 +121,8 @@ type Pool[In, Out any] struct {
 	room    chan struct{} // a token passed to one submitter waiting for room
 	quit    chan struct{} // closed when intake stops
 	drained chan struct{} // closed when everything accepted has ended
+
+	quitting atomic.Bool // abandoned, for workers holding a job outside mu
 
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
 }
@@ -228,8 +235,12 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 	p.passRoom()
 	var w *worker[In, Out]
 	if n := len(p.idle); n > 0 {
+		// An idle worker means the queue was empty: hand the job
+		// straight to it, which spares it the lock and the queue.
 		w = p.idle[n-1]
 		p.idle = p.idle[:n-1]
+		w.hand, _ = p.ring.Pop()
+		w.handed = true
 	}
 	p.mu.Unlock()
 	if w != nil {
@@ -321,17 +332,37 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.idle = append(p.idle, w)
 			p.mu.Unlock()
 			<-w.wake
+			if w.handed {
+				// The waker set hand before the wake-up, under p.mu.
+				t = w.hand
+				w.hand, w.handed = task[In, Out]{}, false
+				w.run(t)
+			}
 			p.mu.Lock()
 			continue
 		}
 		p.passRoom()
 		p.mu.Unlock()
-		if t.j != nil {
-			w.runJob(t.j)
-		} else {
-			w.runFire(t)
-		}
+		w.run(t)
 		p.mu.Lock()
+	}
+}
+
+// run runs one job taken from the queue, unless Shutdown has given up on
+// the jobs meanwhile.
+func (w *worker[In, Out]) run(t task[In, Out]) {
+	if w.p.quitting.Load() {
+		if t.j != nil {
+			t.j.end(phaseQueued, ErrClosed)
+		} else {
+			w.p.canceled.Add(1)
+		}
+		return
+	}
+	if t.j != nil {
+		w.runJob(t.j)
+	} else {
+		w.runFire(t)
 	}
 }
 
@@ -404,6 +435,7 @@ func (p *Pool[In, Out]) Close() error { return p.Shutdown(context.Background()) 
 func (p *Pool[In, Out]) abandon() {
 	p.mu.Lock()
 	p.abandoned = true
+	p.quitting.Store(true)
 	var left []task[In, Out]
 	for {
 		t, ok := p.retries.Pop()

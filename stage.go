@@ -40,8 +40,8 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // first back as a channel pipeline would; for the same reason first and next
 // must not be the same Pool, which could wait on itself.
 //
-// A chained submission costs first's and next's Submit plus three
-// allocations (the chain's Result and its two completion hooks).
+// A chained submission costs first's and next's Submit plus two
+// allocations: the chain's Result and its completion hook.
 //
 // Then panics if first or next is nil.
 func Then[A, B, C any](first Stage[A, B], next Stage[B, C]) Stage[A, C] {
@@ -68,7 +68,8 @@ func (t *then[A, B, C]) Submit(ctx context.Context, in A, pol ...Policy) *Result
 		panic("jobq: Then: first stage's Submit returned a nil Result")
 	}
 	j.r1 = r1
-	whenDone(r1, j.firstDone)
+	j.hook = j.advance
+	whenDone(r1, j.hook)
 	return &j.Result
 }
 
@@ -82,6 +83,16 @@ type thenJob[A, B, C any] struct {
 	r1        *Result[B]
 	r2        atomic.Pointer[Result[C]] // set once first's job has succeeded
 	cancelled atomic.Bool
+	hook      func() // advance, made once: the completion hook of both stages
+}
+
+// advance runs when the job of the live stage has completed.
+func (j *thenJob[A, B, C]) advance() {
+	if j.r2.Load() == nil {
+		j.firstDone()
+	} else {
+		j.secondDone()
+	}
 }
 
 // firstDone runs when first's job has completed: it hands the output to next.
@@ -106,7 +117,7 @@ func (j *thenJob[A, B, C]) firstDone() {
 	if j.cancelled.Load() {
 		r2.Cancel()
 	}
-	whenDone(r2, j.secondDone)
+	whenDone(r2, j.hook)
 }
 
 // secondDone runs when next's job has completed: the chain is over.
@@ -179,10 +190,11 @@ func (e *ItemError) Error() string { return fmt.Sprintf("jobq: item %d: %v", e.I
 
 func (e *ItemError) Unwrap() error { return e.Err }
 
-// DefaultInFlight is how many items Map keeps in flight without InFlight.
-// It keeps a few pools' worth of workers busy on small machines while the
-// consuming goroutine is away yielding; the cost is a slot per item (see
-// BenchmarkPipeline3).
+// DefaultInFlight is how many items Map keeps in flight without InFlight:
+// enough to keep a pool's workers busy while the consuming goroutine is away
+// yielding or serving other stages. On 2 cores a 3-stage pipeline runs 1.5
+// to 2 times as fast with 64 as with 4, and no faster with 256
+// (BenchmarkMapInFlight); each item in flight holds one slot.
 const DefaultInFlight = 64
 
 // A MapOption configures Map.
@@ -229,9 +241,12 @@ func InFlight(n int) MapOption {
 // result before pulling the next item. Every iteration of the returned
 // sequence streams in anew.
 //
-// Beyond s's Submit, Map allocates a fixed few objects per iteration and
-// nothing per item (see BenchmarkPipeline3). It panics if ctx, s or in is
-// nil.
+// Map allocates nothing per item beyond s's Submit (for a Pool, one
+// allocation: the job's Result), and about InFlight+6 small objects per
+// iteration. Its own work per item is small beside a Pool's Submit and
+// Await: on 2 cores a Map stage over a Pool streams about as fast as
+// submitting and awaiting in windows of 64 by hand (see BenchmarkPipeline3).
+// It panics if ctx, s or in is nil.
 func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
 	if ctx == nil {
 		panic("jobq: Map: ctx must not be nil")
@@ -260,7 +275,8 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 }
 
 // mapper is one iteration of a Map stream. Only the consuming goroutine
-// touches it, but for the completion hooks, which only send on done.
+// touches it, but for the completion hooks, which use notices, parked and
+// wake alone.
 type mapper[In, Out any] struct {
 	ctx     context.Context
 	ctxDone <-chan struct{}
@@ -269,13 +285,20 @@ type mapper[In, Out any] struct {
 	ordered bool
 
 	slots    []mapSlot[Out]
-	done     chan int // ids of slots whose Result has completed; never full
-	free     []int    // unordered: ids of free slots
-	head     int      // ordered: the slot of the oldest item in flight
-	inFlight int      // items pulled and not yet yielded
-	waiting  int      // completion notices not yet received from done
-	next     int      // input index of the next item
-	over     bool     // the consumer stopped or ctx ended: pull no more
+	free     []int32 // unordered: ids of free slots
+	batch    []int32 // notices taken from the stack, oldest first
+	head     int     // ordered: the slot of the oldest item in flight
+	inFlight int     // items pulled and not yet yielded
+	waiting  int     // completion notices not yet taken from the stack
+	next     int     // input index of the next item
+	over     bool    // the consumer stopped or ctx ended: pull no more
+
+	// Completed slots form a lock-free stack: notices holds the top's
+	// id+1 (0 when empty), and each slot's link the id+1 below it. A slot
+	// is on it at most once, as its Result completes once per item.
+	notices atomic.Int32
+	parked  atomic.Bool   // the consumer sleeps on wake
+	wake    chan struct{} // buffered: the hook that clears parked sends one token
 }
 
 // mapSlot holds one item in flight.
@@ -283,7 +306,8 @@ type mapSlot[Out any] struct {
 	r      *Result[Out]
 	index  int    // the item's input index
 	ready  bool   // ordered: its notice has come, it waits for its turn
-	notify func() // sends the slot's id on done; made once per slot
+	link   int32  // below it on the notice stack
+	notify func() // pushes the slot on the notice stack; made once per slot
 }
 
 func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, yield func(Out, error) bool) *mapper[In, Out] {
@@ -294,18 +318,80 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		yield:   yield,
 		ordered: c.ordered,
 		slots:   make([]mapSlot[Out], c.window),
-		done:    make(chan int, c.window),
+		batch:   make([]int32, 0, c.window),
+		wake:    make(chan struct{}, 1),
 	}
 	if !c.ordered {
-		m.free = make([]int, c.window)
+		m.free = make([]int32, c.window)
 	}
 	for i := range m.slots {
-		m.slots[i].notify = func() { m.done <- i }
+		id := int32(i)
+		m.slots[i].notify = func() { m.notify(id) }
 		if !c.ordered {
-			m.free[i] = c.window - 1 - i
+			m.free[i] = int32(c.window) - 1 - id
 		}
 	}
 	return m
+}
+
+// notify is a completion hook: it pushes slot id on the notice stack and
+// wakes the consumer if it sleeps.
+func (m *mapper[In, Out]) notify(id int32) {
+	sl := &m.slots[id]
+	for {
+		top := m.notices.Load()
+		sl.link = top
+		if m.notices.CompareAndSwap(top, id+1) {
+			break
+		}
+	}
+	if m.parked.Load() && m.parked.CompareAndSwap(true, false) {
+		m.wake <- struct{}{}
+	}
+}
+
+// take moves the notices on the stack to batch, oldest first, and reports
+// whether there were any.
+func (m *mapper[In, Out]) take() bool {
+	top := m.notices.Swap(0)
+	if top == 0 {
+		return false
+	}
+	m.batch = m.batch[:0]
+	for ; top != 0; top = m.slots[top-1].link {
+		m.batch = append(m.batch, top-1)
+	}
+	slices.Reverse(m.batch)
+	m.waiting -= len(m.batch)
+	return true
+}
+
+// sleep waits until a hook pushes a notice, or, with stopAtCtx, until ctx
+// ends; it reports whether a notice may have come. The caller found the
+// stack empty.
+func (m *mapper[In, Out]) sleep(stopAtCtx bool) bool {
+	m.parked.Store(true)
+	if m.notices.Load() != 0 {
+		// A notice came meanwhile; if its hook also cleared parked, its
+		// token is on its way.
+		if !m.parked.CompareAndSwap(true, false) {
+			<-m.wake
+		}
+		return true
+	}
+	var ctxDone <-chan struct{}
+	if stopAtCtx {
+		ctxDone = m.ctxDone
+	}
+	select {
+	case <-m.wake:
+		return true
+	case <-ctxDone:
+		if !m.parked.CompareAndSwap(true, false) {
+			<-m.wake
+		}
+		return false
+	}
 }
 
 // push submits v, the next item of the input, then yields what it can: at
@@ -314,9 +400,9 @@ func (m *mapper[In, Out]) push(v In) bool {
 	if m.over || m.ctxEnded() {
 		return false
 	}
-	var id int
+	var id int32
 	if m.ordered {
-		id = (m.head + m.inFlight) % len(m.slots)
+		id = int32((m.head + m.inFlight) % len(m.slots))
 	} else {
 		id = m.free[len(m.free)-1]
 		m.free = m.free[:len(m.free)-1]
@@ -337,51 +423,60 @@ func (m *mapper[In, Out]) push(v In) bool {
 	}
 	// Yield what has completed meanwhile, so that results flow on while
 	// the source is slow; never wait here.
-	for m.waiting > 0 {
-		select {
-		case id := <-m.done:
-			if !m.received(id) {
-				return false
-			}
-		default:
-			return true
-		}
+	if m.take() {
+		return m.received()
 	}
 	return true
 }
 
-// step waits for a completion notice, then yields what it can. It reports
-// whether to go on.
+// step waits for completion notices, then yields what it can, until there
+// is room in the window. It reports whether to go on.
 func (m *mapper[In, Out]) step() bool {
-	for {
-		select {
-		case id := <-m.done:
-			if !m.received(id) {
+	for spins := 0; ; {
+		if !m.take() {
+			if spins < 4 {
+				// Workers made runnable by the submissions likely
+				// wait for this P: let them finish a job before
+				// parking, which costs more than a few yields.
+				spins++
+				runtime.Gosched()
+				continue
+			}
+			if !m.sleep(true) {
+				m.ctxEnded()
 				return false
 			}
-		case <-m.ctxDone:
-			m.ctxEnded()
+			continue
+		}
+		if !m.received() {
 			return false
 		}
 		if m.inFlight < len(m.slots) {
 			return true
 		}
+		spins = 0
 		// Ordered: the window is still full, as the oldest item has not
 		// completed.
 	}
 }
 
-// received handles the completion notice of slot id, yielding what it can.
-func (m *mapper[In, Out]) received(id int) bool {
-	m.waiting--
+// received handles the notices in batch, yielding what it can.
+func (m *mapper[In, Out]) received() bool {
 	if !m.ordered {
-		return m.emit(id)
+		for _, id := range m.batch {
+			if !m.emit(id) {
+				return false
+			}
+		}
+		return true
 	}
-	m.slots[id].ready = true
+	for _, id := range m.batch {
+		m.slots[id].ready = true
+	}
 	for m.inFlight > 0 && m.slots[m.head].ready {
 		h := m.head
 		m.head = (h + 1) % len(m.slots)
-		if !m.emit(h) {
+		if !m.emit(int32(h)) {
 			return false
 		}
 	}
@@ -389,7 +484,7 @@ func (m *mapper[In, Out]) received(id int) bool {
 }
 
 // emit yields the completed item of slot id and frees the slot.
-func (m *mapper[In, Out]) emit(id int) bool {
+func (m *mapper[In, Out]) emit(id int32) bool {
 	sl := &m.slots[id]
 	r, index := sl.r, sl.index
 	sl.r, sl.ready = nil, false
@@ -443,37 +538,46 @@ func (m *mapper[In, Out]) stop() {
 	}
 	// Cancel completes a Result at once; a notice still missing is on
 	// its way from a goroutine completing the Result right now.
-	for ; m.waiting > 0; m.waiting-- {
-		<-m.done
+	for m.waiting > 0 {
+		if !m.take() {
+			m.sleep(false)
+		}
 	}
 }
 
 // Values yields the values of in, a stream of (value, error) pairs such as
 // Map's, so that stages compose:
 //
-//	var err error
-//	out := Map(ctx, s3, Values(Map(ctx, s2, Values(Map(ctx, s1, src), &err)), &err))
+//	out := Map(ctx, s3, Values(Map(ctx, s2, Values(Map(ctx, s1, src), onErr)), onErr))
 //
-// At the first error, Values stops pulling in (which, for a Map stream,
-// cancels its jobs in flight), stores the error in *err unless *err already
-// holds one, and ends, so downstream stages finish what they hold and end
-// too. One variable can therefore collect the first error of a whole
-// pipeline; check it once the last stream has ended. If err is nil, Values
-// skips errors instead and yields every value.
-func Values[T any](in iter.Seq2[T, error], err *error) iter.Seq[T] {
+// Each error of in goes to onErr instead, in the goroutine that ranges over
+// Values, and as with yield, onErr's answer says whether to go on: true
+// skips past the failed item, false stops pulling in (which, for a Map
+// stream, cancels its jobs in flight) and ends the sequence, so downstream
+// stages finish what they hold and end too. To keep the first error of a
+// whole pipeline and stop there, share one func:
+//
+//	var err error
+//	stop := func(e error) bool { err = e; return false }
+//
+// and check err once the last stream has ended; to count failed items and
+// go on, return true. The error is as in yielded it: a Map's *ItemError
+// names the index of the item in that Map's input. Values panics if in or
+// onErr is nil.
+func Values[T any](in iter.Seq2[T, error], onErr func(error) bool) iter.Seq[T] {
 	if in == nil {
 		panic("jobq: Values: in must not be nil")
 	}
+	if onErr == nil {
+		panic("jobq: Values: onErr must not be nil")
+	}
 	return func(yield func(T) bool) {
-		for v, e := range in {
-			if e != nil {
-				if err == nil {
-					continue
+		for v, err := range in {
+			if err != nil {
+				if !onErr(err) {
+					return
 				}
-				if *err == nil {
-					*err = e
-				}
-				return
+				continue
 			}
 			if !yield(v) {
 				return

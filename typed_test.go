@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"runtime"
-	"strconv"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -14,63 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// leakCheckTyped fails t if goroutines running pool code outlive the test
-// and its later-registered cleanups. Call it first in a test that does not run
-// in a synctest bubble (a bubble checks this by itself).
-func leakCheckTyped(t *testing.T) {
-	t.Helper()
-	before := len(poolGoroutines())
-	t.Cleanup(func() {
-		if left := poolGoroutinesAbove(before); left != nil {
-			t.Errorf("%d goroutines running pool code after the test, want %d:\n%s",
-				len(left), before, strings.Join(left, "\n\n"))
-		}
-	})
-}
-
-// poolGoroutinesAbove waits up to 2s for the goroutines running pool code to
-// be at most n, and returns their stacks if they do not get there.
-func poolGoroutinesAbove(n int) []string {
-	// Workers retire under the pool lock and exit just after, so give
-	// them a moment; this waits for exits, it orders nothing.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		left := poolGoroutines()
-		if len(left) <= n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// poolGoroutines returns the stacks of the goroutines, other than the caller,
-// that are inside a Pool, worker or job method.
-func poolGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for i, g := range strings.Split(string(buf), "\n\n") {
-		if i == 0 {
-			continue // the caller
-		}
-		if strings.Contains(g, "jobq.(*Pool[") || strings.Contains(g, "jobq.(*worker[") ||
-			strings.Contains(g, "jobq.(*job[") {
-			out = append(out, g)
-		}
-	}
-	return out
-}
 
 // awaitBounded awaits r, failing t if r has not completed within an hour.
 // In a synctest bubble the hour is fake and passes at once when everything
@@ -161,7 +103,7 @@ func (g *gatedPool) fill(t *testing.T) (running, queued *Result[int]) {
 }
 
 func TestSubmitAwaitReturnsTheHandlersOutput(t *testing.T) {
-	leakCheckTyped(t)
+	checkNoLeak(t)
 	errEmpty := errors.New("empty input")
 	p := New(2, func(_ context.Context, s string) (int, error) {
 		if s == "" {
@@ -208,7 +150,7 @@ func TestSubmitAwaitReturnsTheHandlersOutput(t *testing.T) {
 type ctxKeyTyped struct{}
 
 func TestSubmissionCtxValuesAndDeadlineReachTheHandler(t *testing.T) {
-	leakCheckTyped(t)
+	checkNoLeak(t)
 	type seen struct {
 		Value    any
 		Deadline time.Time
@@ -420,7 +362,7 @@ func TestTrySubmitAndGoNeverWait(t *testing.T) {
 }
 
 func TestSubmissionsAfterShutdownFailWithErrClosed(t *testing.T) {
-	leakCheckTyped(t)
+	checkNoLeak(t)
 	g := newGatedPool(2)
 	if err := g.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -500,7 +442,7 @@ func TestPanicBecomesPanicErrorAndThePoolLivesOn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leakCheckTyped(t)
+			checkNoLeak(t)
 			p := New(1, func(_ context.Context, in int) (int, error) {
 				if in == 0 {
 					panic(tt.value)
@@ -606,31 +548,74 @@ func TestForkJoinInsideThePoolDoesNotDeadlock(t *testing.T) {
 }
 
 func TestRecursiveForkJoin(t *testing.T) {
-	for _, queueSize := range []int{1, 2, DefaultQueueSize} {
-		t.Run("queue "+strconv.Itoa(queueSize), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				var p *Pool[int, int]
-				p = New(2, func(ctx context.Context, n int) (int, error) {
-					if n < 2 {
-						return n, nil
-					}
-					a, b := p.Submit(ctx, n-1), p.Submit(ctx, n-2)
-					x, err := a.Await(ctx)
-					if err != nil {
-						return 0, err
-					}
-					y, err := b.Await(ctx)
-					return x + y, err
-				}, WithQueueSize(queueSize))
-
-				if got, err := awaitBounded(t, p.Submit(context.Background(), 10)); got != 55 || err != nil {
-					t.Errorf("fib(10) = %d, %v; want 55, nil", got, err)
+	for _, awaitWithCtx := range []bool{false, true} {
+		for _, queueSize := range []int{1, 2, DefaultQueueSize} {
+			t.Run(fmt.Sprintf("queue %d, await with the handler ctx %v", queueSize, awaitWithCtx), func(t *testing.T) {
+				if awaitWithCtx {
+					t.Skip(skipDerivedCtxRace)
 				}
-				p.Close()
-				// fib(10) makes 177 calls, each one job.
-				checkCounts(t, p.Metrics(), counts{Submitted: 177, Succeeded: 177})
+				synctest.Test(t, func(t *testing.T) {
+					var p *Pool[int, int]
+					p = New(2, func(ctx context.Context, n int) (int, error) {
+						if n < 2 {
+							return n, nil
+						}
+						wait := context.Background()
+						if awaitWithCtx {
+							wait = ctx
+						}
+						a, b := p.Submit(ctx, n-1), p.Submit(ctx, n-2)
+						x, err := a.Await(wait)
+						if err != nil {
+							return 0, err
+						}
+						y, err := b.Await(wait)
+						return x + y, err
+					}, WithQueueSize(queueSize))
+
+					if got, err := awaitBounded(t, p.Submit(context.Background(), 10)); got != 55 || err != nil {
+						t.Errorf("fib(10) = %d, %v; want 55, nil", got, err)
+					}
+					p.Close()
+					// fib(10) makes 177 calls, each one job.
+					checkCounts(t, p.Metrics(), counts{Submitted: 177, Succeeded: 177})
+				})
 			})
-		})
+		}
+	}
+}
+
+// skipDerivedCtxRace is why the tests that derive contexts from a handler's
+// ctx are skipped.
+const skipDerivedCtxRace = "engine bug: a handler that derives a context from its ctx " +
+	"(context.WithCancel/WithTimeout/AfterFunc, or Result.Await(ctx) in a nested job) races with the next attempt " +
+	"and can crash the process with \"context: internal error: missing cancel error\", -race or not: runCtx is " +
+	"not a *context.cancelCtx, so the context package starts a goroutine (propagateCancel.func2) that outlives " +
+	"the attempt, sees the old Done channel closed, then reads the recycled runCtx (Err() == nil, Value: pool.go " +
+	"runCtx.Err/Value read c.parent unsynchronised) after runCtx.begin has reset it for the worker's next attempt"
+
+func TestHandlerMayDeriveContextsFromItsCtx(t *testing.T) {
+	t.Skip(skipDerivedCtxRace)
+	checkNoLeak(t)
+	p := New(1, func(ctx context.Context, n int) (int, error) {
+		c1, cancel1 := context.WithCancel(ctx)
+		cancel1()
+		<-c1.Done()
+		c2, cancel2 := context.WithTimeout(ctx, time.Hour)
+		defer cancel2()
+		stop := context.AfterFunc(c2, func() {})
+		defer stop()
+		if v := c2.Value(ctxKeyTyped{}); v != n {
+			return 0, fmt.Errorf("derived ctx sees value %v, want %d", v, n)
+		}
+		return n, c2.Err()
+	})
+	defer p.Close()
+	for i := range 500 {
+		ctx := context.WithValue(context.Background(), ctxKeyTyped{}, i)
+		if got, err := p.Submit(ctx, i).Await(ctx); got != i || err != nil {
+			t.Fatalf("job %d: %d, %v", i, got, err)
+		}
 	}
 }
 
@@ -650,14 +635,14 @@ func TestNewPanicsNamingTheArgument(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(poolGoroutines())
+			before := jobqGoroutines()
 			msg := recoverText(tt.f)
 			if !strings.Contains(msg, tt.want) || !strings.HasPrefix(msg, "jobq: New") {
 				t.Errorf("panic = %q, want a jobq: New panic naming %q", msg, tt.want)
 			}
-			if left := poolGoroutinesAbove(before); left != nil {
-				t.Skipf("engine bug: New panicked after starting %d worker goroutines, which leak "+
-					"(typed.go New calls p.init, which starts the workers, before it rejects WithFn)", len(left)-before)
+			if left := newJobqGoroutines(before, time.Second); len(left) > 0 {
+				t.Skipf("engine bug: New panicked after starting %d worker goroutine(s), which leak "+
+					"(typed.go New calls p.init, which starts the workers, before it rejects WithFn)", len(left))
 			}
 		})
 	}
@@ -682,7 +667,7 @@ func recoverText(f func()) (msg string) {
 }
 
 func TestBadSubmissionsAreErrorsNotPanics(t *testing.T) {
-	leakCheckTyped(t)
+	checkNoLeak(t)
 	var nilCtx context.Context
 	tests := []struct {
 		name   string
@@ -742,7 +727,7 @@ func TestShutdownIsSafeConcurrentlyWithSubmissions(t *testing.T) {
 			"submit (typed.go) completes the Result with ErrClosed while a draining worker may already run the " +
 			"same job and complete it too")
 	}
-	leakCheckTyped(t)
+	checkNoLeak(t)
 	g := newGatedPool(2, WithQueueSize(8))
 	var wg sync.WaitGroup
 	results := make(chan *Result[int], 400)
@@ -771,4 +756,68 @@ func TestShutdownIsSafeConcurrentlyWithSubmissions(t *testing.T) {
 		}
 	}
 	checkCounts(t, g.Metrics(), counts{Submitted: ok, Succeeded: ok, Rejected: closed})
+}
+
+// TestAllocationBounds pins the allocation costs that DESIGN.md and the doc
+// comments of Submit and Go promise, on a warmed pool. The race detector
+// leaves these counts unchanged.
+func TestAllocationBounds(t *testing.T) {
+	checkNoLeak(t)
+	ctx := context.Background()
+	results := New(2, func(_ context.Context, n int) (int, error) { return 2 * n, nil })
+	defer results.Close()
+	done := make(chan struct{}, 1)
+	fire := New(2, func(context.Context, int) (struct{}, error) {
+		done <- struct{}{}
+		return struct{}{}, nil
+	})
+	defer fire.Close()
+	seed := NewPool(2)
+	defer seed.Release()
+	task := func(context.Context) error { done <- struct{}{}; return nil }
+
+	submitAwait := func(pol ...Policy) func() {
+		return func() {
+			if v, err := results.Submit(ctx, 21, pol...).Await(ctx); v != 42 || err != nil {
+				t.Fatalf("Submit(21).Await = %d, %v; want 42, nil", v, err)
+			}
+		}
+	}
+	goAndWait := func(pol ...Policy) func() {
+		return func() {
+			if err := fire.Go(ctx, 1, pol...); err != nil {
+				t.Fatal(err)
+			}
+			<-done // one job at a time: no queue growth is measured
+		}
+	}
+	tests := []struct {
+		name string
+		run  func()
+		max  float64
+	}{
+		{"Go", goAndWait(), 0},
+		{"EnQueueTask", func() {
+			if err := seed.EnQueueTask(task); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+		}, 0},
+		{"Submit+Await", submitAwait(), 1},
+		// Issue 4: a policy with a timeout adds at most 2 allocations.
+		{"Submit+Await with a Timeout policy", submitAwait(Policy{Timeout: time.Hour}), 3},
+		{"Go with a Timeout policy", goAndWait(Policy{Timeout: time.Hour}), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 100 { // warm up: ring slots, worker state, timers
+				tt.run()
+			}
+			allocs := testing.AllocsPerRun(1000, tt.run)
+			t.Logf("%s: %v allocations per job", tt.name, allocs)
+			if allocs > tt.max {
+				t.Errorf("%s: %v allocations per job, want at most %v", tt.name, allocs, tt.max)
+			}
+		})
+	}
 }

@@ -1,0 +1,155 @@
+package jobq
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// pipelineStages are BenchmarkPipeline3's trivial stages.
+var pipelineStages = [3]func(int) int{
+	func(x int) int { return x + 1 },
+	func(x int) int { return x * 2 },
+	func(x int) int { return x - 3 },
+}
+
+// pipelineSum is the sum of the pipeline's outputs for inputs [0, n): the
+// sum over i of 2(i+1)-3 = 2i-1.
+func pipelineSum(n int) int { return n*(n-1) - n }
+
+// pipelineBuffer is the buffer of the hand-written stages' channels and the
+// queue bound of the pools, as in internal/benchcmp.
+const pipelineBuffer = 1024
+
+// BenchmarkPipeline3 streams b.N ints through three trivial stages of
+// GOMAXPROCS workers each: hand-written goroutine-and-channel stages (the
+// floor), and three Pools chained with Map and Values, unordered and
+// Ordered. ns/op and allocs/op are per item.
+func BenchmarkPipeline3(b *testing.B) {
+	b.Run("channels", benchPipelineChannels)
+	b.Run("jobq", func(b *testing.B) { benchPipelineMap(b) })
+	b.Run("jobq-ordered", func(b *testing.B) { benchPipelineMap(b, Ordered()) })
+}
+
+func benchPipelineChannels(b *testing.B) {
+	b.ReportAllocs()
+	workers := runtime.GOMAXPROCS(0)
+	src := make(chan int, pipelineBuffer)
+	var out <-chan int = src
+	for _, f := range pipelineStages {
+		out = channelStage(out, workers, f)
+	}
+	n := b.N
+	b.ResetTimer()
+	go func() {
+		for i := range n {
+			src <- i
+		}
+		close(src)
+	}()
+	got := 0
+	for v := range out {
+		got += v
+	}
+	b.StopTimer()
+	if want := pipelineSum(n); got != want {
+		b.Fatalf("sum of outputs = %d, want %d", got, want)
+	}
+}
+
+// channelStage starts workers goroutines applying f to in, and returns their
+// output channel, closed once in is closed and drained.
+func channelStage(in <-chan int, workers int, f func(int) int) <-chan int {
+	out := make(chan int, pipelineBuffer)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for x := range in {
+				out <- f(x)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	return out
+}
+
+func benchPipelineMap(b *testing.B, opts ...MapOption) {
+	b.ReportAllocs()
+	workers := runtime.GOMAXPROCS(0)
+	var pools [len(pipelineStages)]*Pool[int, int]
+	for k, f := range pipelineStages {
+		pools[k] = New(workers, func(_ context.Context, x int) (int, error) {
+			return f(x), nil
+		}, WithQueueSize(pipelineBuffer))
+	}
+	ctx := context.Background()
+	var first error
+	stop := func(err error) bool { first = err; return false }
+	n := b.N
+	b.ResetTimer()
+	var seq iter.Seq[int] = func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	for _, p := range pools[:len(pools)-1] {
+		seq = Values(Map(ctx, p, seq, opts...), stop)
+	}
+	got := 0
+	for v, err := range Map(ctx, pools[len(pools)-1], seq, opts...) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += v
+	}
+	b.StopTimer()
+	for _, p := range pools {
+		_ = p.Close()
+	}
+	if first != nil {
+		b.Fatal(first)
+	}
+	if want := pipelineSum(n); got != want {
+		b.Fatalf("sum of outputs = %d, want %d", got, want)
+	}
+}
+
+// BenchmarkThen is Submit and Await through two chained pools, beside the
+// same two pools awaited one after the other.
+func BenchmarkThen(b *testing.B) {
+	inc := New(runtime.GOMAXPROCS(0), func(_ context.Context, x int) (int, error) { return x + 1, nil })
+	defer inc.Close()
+	dbl := New(runtime.GOMAXPROCS(0), func(_ context.Context, x int) (int, error) { return 2 * x, nil })
+	defer dbl.Close()
+	ctx := context.Background()
+	b.Run("awaited", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			x, _ := inc.Submit(ctx, 1).Await(ctx)
+			_, _ = dbl.Submit(ctx, x).Await(ctx)
+		}
+	})
+	b.Run("Then", func(b *testing.B) {
+		s := Then(inc, dbl)
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = s.Submit(ctx, 1).Await(ctx)
+		}
+	})
+}
+
+// BenchmarkMapInFlight is BenchmarkPipeline3's jobq pipeline over a range of
+// in-flight windows: the measurement behind DefaultInFlight.
+func BenchmarkMapInFlight(b *testing.B) {
+	for _, n := range []int{4, 16, 64, 256} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchPipelineMap(b, InFlight(n)) })
+	}
+}
