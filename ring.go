@@ -21,8 +21,8 @@ const minRingSlots = 16
 // one backing slice, so pushing and popping allocate nothing once the slice
 // has grown to the working depth. It starts small and doubles as needed up to
 // its bound; it halves only after it has stayed at most a quarter full for as
-// many pops as it has slots, so neither a steady depth nor bursts that fill
-// and drain it make it grow and shrink back and forth. Popped slots are zeroed so
+// many pops as it has slots, so no steady depth makes it grow and shrink
+// back and forth, and it lets go of its array when drained. Popped slots are zeroed so
 // the garbage collector can reclaim what they referenced.
 //
 // A Ring is not safe for concurrent use. The zero Ring is unbounded.
@@ -80,7 +80,12 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	// Shrink once the ring has stayed a quarter full for a while: after
 	// halving it is at most half full, so it must double its depth before
 	// it grows again, and the copy is paid for by the pops that waited.
-	if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
+	if r.n == 0 && len(r.buf) > minRingSlots {
+		// Drained: an idle ring keeps only a few slots. Refilling
+		// grows it again in doubling steps, so a burst costs
+		// amortised O(1) per item.
+		r.buf, r.head, r.low = nil, 0, 0
+	} else if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
 		if r.low++; r.low >= len(r.buf) {
 			r.resize(len(r.buf) / 2)
 		}

@@ -206,10 +206,6 @@ func TestRingShrinksAfterStayingLow(t *testing.T) {
 }
 
 func TestDrainedRingReleasesItsSlots(t *testing.T) {
-	t.Skip("engine bug: a Ring drained after a burst keeps its grown backing array for good " +
-		"(ring.go Pop: shrinking needs len(buf) pops at <= a quarter full, and an empty ring is never popped), " +
-		"so an idle pool keeps up to its bound of slots, while pool.go's DefaultQueueSize doc says " +
-		"\"an idle pool holds only a few slots\"")
 	r := NewRing[int](1 << 20)
 	for i := range 100000 {
 		r.Push(i)

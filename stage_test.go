@@ -590,7 +590,6 @@ func TestMapErrorThatStopsTheConsumerStopsUpstream(t *testing.T) {
 // window relies on: a job does not wait behind a running job while a job
 // submitted after it holds another worker.
 func TestEngineJobsStartInSubmissionOrder(t *testing.T) {
-	t.Skip("engine bug: a worker takes a batch of queued jobs at once; job 1 then waits behind job 0 in that batch while job 2, submitted after it, runs on the other worker, and only an idle worker steals (pool.go work/take/steal, the lead's batching change)")
 	checkNoLeak(t)
 	started := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())

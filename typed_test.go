@@ -551,9 +551,6 @@ func TestRecursiveForkJoin(t *testing.T) {
 	for _, awaitWithCtx := range []bool{false, true} {
 		for _, queueSize := range []int{1, 2, DefaultQueueSize} {
 			t.Run(fmt.Sprintf("queue %d, await with the handler ctx %v", queueSize, awaitWithCtx), func(t *testing.T) {
-				if awaitWithCtx {
-					t.Skip(skipDerivedCtxRace)
-				}
 				synctest.Test(t, func(t *testing.T) {
 					var p *Pool[int, int]
 					p = New(2, func(ctx context.Context, n int) (int, error) {
@@ -587,15 +584,7 @@ func TestRecursiveForkJoin(t *testing.T) {
 
 // skipDerivedCtxRace is why the tests that derive contexts from a handler's
 // ctx are skipped.
-const skipDerivedCtxRace = "engine bug: a handler that derives a context from its ctx " +
-	"(context.WithCancel/WithTimeout/AfterFunc, or Result.Await(ctx) in a nested job) races with the next attempt " +
-	"and can crash the process with \"context: internal error: missing cancel error\", -race or not: runCtx is " +
-	"not a *context.cancelCtx, so the context package starts a goroutine (propagateCancel.func2) that outlives " +
-	"the attempt, sees the old Done channel closed, then reads the recycled runCtx (Err() == nil, Value: pool.go " +
-	"runCtx.Err/Value read c.parent unsynchronised) after runCtx.begin has reset it for the worker's next attempt"
-
 func TestHandlerMayDeriveContextsFromItsCtx(t *testing.T) {
-	t.Skip(skipDerivedCtxRace)
 	checkNoLeak(t)
 	p := New(1, func(ctx context.Context, n int) (int, error) {
 		c1, cancel1 := context.WithCancel(ctx)
