@@ -62,12 +62,33 @@ type Metrics struct {
 }
 
 // task is one queue entry: a submitted job (j), or a fire-and-forget one
-// held by value (ctx, in, pol) so that queuing it allocates nothing.
+// held by value (ctx, in, pol) so that queuing it allocates nothing; a Map
+// item is a fire-and-forget one whose outcome goes to sink.
 type task[In, Out any] struct {
-	j   *job[In, Out]
-	ctx context.Context
-	in  In
-	pol *Policy
+	j    *job[In, Out]
+	ctx  context.Context
+	in   In
+	pol  *Policy
+	sink itemSink[Out]
+	slot int32
+}
+
+// itemSink receives the outcome of a job that Map queued without a Result.
+type itemSink[Out any] interface {
+	done(slot int32, out Out, err error)
+}
+
+// drop ends t, which will not run, with err.
+func (p *Pool[In, Out]) drop(t task[In, Out], err error) {
+	if t.j != nil {
+		t.j.end(phaseQueued, err)
+		return
+	}
+	p.canceled.Add(1)
+	if t.sink != nil {
+		var zero Out
+		t.sink.done(t.slot, zero, err)
+	}
 }
 
 // worker is one worker goroutine's state.
@@ -352,11 +373,7 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 // the jobs meanwhile.
 func (w *worker[In, Out]) run(t task[In, Out]) {
 	if w.p.quitting.Load() {
-		if t.j != nil {
-			t.j.end(phaseQueued, ErrClosed)
-		} else {
-			w.p.canceled.Add(1)
-		}
+		w.p.drop(t, ErrClosed)
 		return
 	}
 	if t.j != nil {
@@ -459,11 +476,7 @@ func (p *Pool[In, Out]) abandon() {
 	p.mu.Unlock()
 
 	for _, t := range left {
-		if t.j == nil {
-			p.canceled.Add(1)
-			continue
-		}
-		t.j.end(phaseQueued, ErrClosed)
+		p.drop(t, ErrClosed)
 	}
 	for _, w := range running {
 		if j := w.curJob.Load(); j != nil {

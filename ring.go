@@ -17,12 +17,15 @@ type Buffer[T any] interface {
 // minRingSlots is the smallest backing array a Ring allocates.
 const minRingSlots = 16
 
+// maxIdleSlots is the largest backing array a drained Ring keeps.
+const maxIdleSlots = 1024
+
 // Ring is a bounded FIFO ring buffer of values. It stores items by value in
 // one backing slice, so pushing and popping allocate nothing once the slice
 // has grown to the working depth. It starts small and doubles as needed up to
 // its bound; it halves only after it has stayed at most a quarter full for as
 // many pops as it has slots, so no steady depth makes it grow and shrink
-// back and forth, and it lets go of its array when drained. Popped slots are zeroed so
+// back and forth, and when drained it keeps at most maxIdleSlots. Popped slots are zeroed so
 // the garbage collector can reclaim what they referenced.
 //
 // A Ring is not safe for concurrent use. The zero Ring is unbounded.
@@ -80,10 +83,10 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	// Shrink once the ring has stayed a quarter full for a while: after
 	// halving it is at most half full, so it must double its depth before
 	// it grows again, and the copy is paid for by the pops that waited.
-	if r.n == 0 && len(r.buf) > minRingSlots {
-		// Drained: an idle ring keeps only a few slots. Refilling
-		// grows it again in doubling steps, so a burst costs
-		// amortised O(1) per item.
+	if r.n == 0 && len(r.buf) > maxIdleSlots {
+		// Drained after a large burst: let go of the array. Refilling
+		// grows it again in doubling steps, amortised O(1) per item;
+		// smaller rings keep theirs, so bursts don't churn them.
 		r.buf, r.head, r.low = nil, 0, 0
 	} else if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
 		if r.low++; r.low >= len(r.buf) {

@@ -284,6 +284,12 @@ type mapper[In, Out any] struct {
 	yield   func(Out, error) bool
 	ordered bool
 
+	// A Pool stage takes items without a Result each: pool is s then,
+	// items go in with ictx, and cancel cancels them all.
+	pool   *Pool[In, Out]
+	ictx   context.Context
+	cancel context.CancelFunc
+
 	slots    []mapSlot[Out]
 	free     []int32 // unordered: ids of free slots
 	batch    []int32 // notices taken from the stack, oldest first
@@ -303,7 +309,9 @@ type mapper[In, Out any] struct {
 
 // mapSlot holds one item in flight.
 type mapSlot[Out any] struct {
-	r      *Result[Out]
+	r      *Result[Out] // its Result, unless it went to a Pool directly
+	out    Out          // or its outcome, written before its notice
+	err    error
 	index  int    // the item's input index
 	ready  bool   // ordered: its notice has come, it waits for its turn
 	link   int32  // below it on the notice stack
@@ -324,6 +332,12 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	if !c.ordered {
 		m.free = make([]int32, c.window)
 	}
+	if p, ok := s.(*Pool[In, Out]); ok && ctx.Value(ownerKey{}) != any(p) {
+		// Not from a handler of p itself, where waiting for room could
+		// deadlock: that case keeps Submit's fork–join handling.
+		m.pool = p
+		m.ictx, m.cancel = context.WithCancel(ctx)
+	}
 	for i := range m.slots {
 		id := int32(i)
 		m.slots[i].notify = func() { m.notify(id) }
@@ -332,6 +346,13 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		}
 	}
 	return m
+}
+
+// done receives the outcome of the item in slot id from a Pool.
+func (m *mapper[In, Out]) done(id int32, out Out, err error) {
+	sl := &m.slots[id]
+	sl.out, sl.err = out, err
+	m.notify(id)
 }
 
 // notify is a completion hook: it pushes slot id on the notice stack and
@@ -408,15 +429,22 @@ func (m *mapper[In, Out]) push(v In) bool {
 		m.free = m.free[:len(m.free)-1]
 	}
 	sl := &m.slots[id]
-	r := m.s.Submit(m.ctx, v)
-	if r == nil {
-		panic("jobq: Map: the stage's Submit returned a nil Result")
-	}
-	sl.r, sl.index = r, m.next
+	sl.index = m.next
 	m.next++
 	m.inFlight++
 	m.waiting++
-	whenDone(r, sl.notify)
+	if m.pool != nil {
+		if err := m.pool.submitItem(m.ictx, v, m, id); err != nil {
+			m.done(id, sl.out, err)
+		}
+	} else {
+		r := m.s.Submit(m.ctx, v)
+		if r == nil {
+			panic("jobq: Map: the stage's Submit returned a nil Result")
+		}
+		sl.r = r
+		whenDone(r, sl.notify)
+	}
 	if m.inFlight == len(m.slots) {
 		// No room for the next item until one is yielded.
 		return m.step()
@@ -486,13 +514,16 @@ func (m *mapper[In, Out]) received() bool {
 // emit yields the completed item of slot id and frees the slot.
 func (m *mapper[In, Out]) emit(id int32) bool {
 	sl := &m.slots[id]
-	r, index := sl.r, sl.index
-	sl.r, sl.ready = nil, false
+	v, err, index := sl.out, sl.err, sl.index
+	if sl.r != nil {
+		v, err = sl.r.Await(context.Background()) // completed: returns at once
+	}
+	var zero Out
+	sl.r, sl.out, sl.err, sl.ready = nil, zero, nil, false
 	m.inFlight--
 	if !m.ordered {
 		m.free = append(m.free, id)
 	}
-	v, err := r.Await(context.Background()) // completed: returns at once
 	if err != nil {
 		if m.ctxEnded() {
 			return false // the job failed because ctx ended: say that once
@@ -530,6 +561,12 @@ func (m *mapper[In, Out]) ctxEnded() bool {
 // hook of this iteration is pending once Map returns.
 func (m *mapper[In, Out]) stop() {
 	m.over = true
+	if m.pool != nil {
+		// Queued items end as their ctx is found cancelled, running ones
+		// see it cancelled; their outcomes land in slots nobody reads.
+		m.cancel()
+		return
+	}
 	for i := range m.slots {
 		if r := m.slots[i].r; r != nil {
 			r.Cancel()

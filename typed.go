@@ -196,7 +196,7 @@ func deadline(pol *Policy, start, now time.Time) time.Time {
 func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	p := w.p
 	if err := t.ctx.Err(); err != nil {
-		p.canceled.Add(1) // its ctx ended while it waited
+		p.drop(t, err) // its ctx ended while it waited
 		return
 	}
 	pol := t.pol
@@ -211,7 +211,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		w.arm(rc, gen, nil, 1, dl)
 	}
 	w.busy.Store(true)
-	_, err := p.call(rc, t.in)
+	out, err := p.call(rc, t.in)
 	w.busy.Store(false)
 	if !dl.IsZero() {
 		w.disarm()
@@ -222,6 +222,9 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	w.endAttempt(rc)
 	if err == nil {
 		w.succeeded.Add(1)
+		if t.sink != nil {
+			t.sink.done(t.slot, out, nil)
+		}
 		return
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
@@ -229,11 +232,29 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		j := &job[In, Out]{p: p, ctx: t.ctx, in: t.in, pol: pol, rs: &retryState{start: start}}
 		j.ctl = j
 		j.wait.Add(1)
+		if sink, slot := t.sink, t.slot; sink != nil {
+			j.onDone(func() { sink.done(slot, j.val, j.err) })
+		}
 		j.state.Store(mkState(1, phaseQueued))
 		j.retryLater(1, err, delay)
 		return
 	}
-	p.count(w, finalErr(pol, t.ctx, 1, err, nil))
+	err = finalErr(pol, t.ctx, 1, err, nil)
+	p.count(w, err)
+	if t.sink != nil {
+		var zero Out
+		t.sink.done(t.slot, zero, err)
+	}
+}
+
+// submitItem queues in for Map, waiting for room like Submit: the outcome
+// goes to sink's slot, and no Result is made, so it allocates nothing.
+func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out], slot int32) error {
+	err := p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}, true)
+	if err != nil {
+		p.rejected.Add(1)
+	}
+	return err
 }
 
 // finalErr is the final error of a job whose attempt k failed with err, given the
