@@ -55,7 +55,7 @@ type Metrics struct {
 	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
 	Retried   uint64 // extra attempts scheduled
 
-	Running int64 // handlers running on the pool's workers now
+	Running int64 // workers running a handler now (or between two jobs)
 	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
 
 	Workers int // worker goroutines alive
@@ -102,7 +102,6 @@ type worker[In, Out any] struct {
 	handed bool
 
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
-	busy      atomic.Bool            // running a fire-and-forget job
 	succeeded atomic.Uint64
 	failed    atomic.Uint64
 
@@ -208,13 +207,13 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		Retried:   p.retried.Load(),
 		Queued:    int64(p.ring.Len() + p.retries.Len() + len(p.backoffs)),
 		Workers:   len(p.all),
+		// A worker that is not idle is running a job, or just about
+		// to: counting it so keeps the hot path free of a busy flag.
+		Running: int64(len(p.all) - len(p.idle)),
 	}
 	for _, w := range p.all {
 		m.Succeeded += w.succeeded.Load()
 		m.Failed += w.failed.Load()
-		if w.busy.Load() || w.curJob.Load() != nil {
-			m.Running++
-		}
 	}
 	return m
 }

@@ -1,3 +1,29 @@
+// Package jobq is an in-memory job queue and typed pipeline library.
+//
+// A [Pool] runs a typed [Handler] on a fixed, resizable number of worker
+// goroutines that take jobs from a bounded ring buffer. Each submission
+// returns a [Result] future to await; [Pool.Go] queues a job without one.
+//
+//	p := jobq.New(8, func(ctx context.Context, url string) (int, error) { ... })
+//	defer p.Close()
+//	r := p.Submit(ctx, "https://example.com", jobq.Policy{MaxAttempts: 3, Timeout: time.Second})
+//	n, err := r.Await(ctx)
+//
+// A [Policy], per submission or as the pool default, adds retries with
+// backoff and jitter, per-attempt timeouts and an overall deadline. Retries
+// wait on timers, never in a worker. Stages chain pools into pipelines: per
+// item with [Then], and as streams over iterators with [Map], [Batch] and
+// [Values]. Every accepted job ends exactly once; [Pool.Shutdown] stops
+// intake, runs what was accepted and waits for it, or gives up at its
+// deadline with [ErrClosed]. [Pool.Metrics] counts what happened.
+//
+// The seed API, [NewPool] with [Queue.EnQueue] and [Queue.EnQueueTask],
+// is a thin adapter over the same engine.
+//
+// Costs: on the hot paths a submission takes one lock and, when a worker is
+// idle, one wake-up; [Pool.Go] and [Queue.EnQueueTask] allocate nothing,
+// [Pool.Submit] allocates its Result, [Map] over a Pool allocates nothing per
+// item. The comparative benchmarks live in internal/benchcmp.
 package jobq
 
 import (
@@ -210,9 +236,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
 	}
-	w.busy.Store(true)
 	out, err := p.call(rc, t.in)
-	w.busy.Store(false)
 	if !dl.IsZero() {
 		w.disarm()
 	}
