@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The floor every hot path is measured against: a plain worker pool of
@@ -155,4 +156,41 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// BenchmarkSubmitAwaitPolicy measures what a policy costs on the success
+// path, beside BenchmarkSubmitAwait: a retry policy that is never used, and
+// one with a per-attempt timeout that never fires.
+func BenchmarkSubmitAwaitPolicy(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		pol  []Policy
+	}{
+		{"none", nil},
+		{"retry", []Policy{{MaxAttempts: 3, Backoff: Constant(time.Millisecond)}}},
+		{"timeout", []Policy{{Timeout: time.Second}}},
+		{"retry+timeout", []Policy{{MaxAttempts: 3, Timeout: time.Second}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := New(benchWorkers(), func(_ context.Context, n int) (int, error) { return n * 2, nil }, WithQueueSize(1024))
+			ctx := context.Background()
+			const window = 256
+			rs := make([]*Result[int], 0, window)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				rs = append(rs, p.Submit(ctx, i, bc.pol...))
+				if i++; len(rs) == window {
+					for _, r := range rs {
+						_, _ = r.Await(ctx)
+					}
+					rs = rs[:0]
+				}
+			}
+			for _, r := range rs {
+				_, _ = r.Await(ctx)
+			}
+			_ = p.Close()
+		})
+	}
 }

@@ -309,12 +309,17 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	}
 	pol := j.pol
 	var dl time.Time
-	if pol.Timeout > 0 || pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
+	if pol.Timeout > 0 || pol.MaxElapsed > 0 {
 		now := time.Now()
-		if j.rs == nil {
-			j.rs = &retryState{start: now}
+		start := now
+		if pol.MaxElapsed > 0 {
+			// Only MaxElapsed needs the first attempt's start.
+			if j.rs == nil {
+				j.rs = &retryState{start: now}
+			}
+			start = j.rs.start
 		}
-		dl = deadline(pol, j.rs.start, now)
+		dl = deadline(pol, start, now)
 	}
 	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
