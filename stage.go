@@ -228,8 +228,8 @@ func InFlight(n int) MapOption {
 // Map pulls in only as its results are consumed: at most InFlight items
 // (DefaultInFlight by default) have been pulled and not yet yielded. When
 // the consumer stops (breaks out of the loop, or a yield returns false), Map
-// stops pulling in, cancels the jobs in flight with Result.Cancel, and
-// returns. When ctx ends, Map does the same and yields (zero Out, ctx.Err())
+// stops pulling in, cancels the jobs in flight (queued ones never run,
+// running ones see their ctx cancelled), and returns. When ctx ends, Map does the same and yields (zero Out, ctx.Err())
 // as its last pair; a job that failed because ctx ended is not reported on
 // its own.
 //
@@ -241,11 +241,14 @@ func InFlight(n int) MapOption {
 // result before pulling the next item. Every iteration of the returned
 // sequence streams in anew.
 //
-// Map allocates nothing per item beyond s's Submit (for a Pool, one
-// allocation: the job's Result), and about InFlight+6 small objects per
-// iteration. Its own work per item is small beside a Pool's Submit and
-// Await: on 2 cores a Map stage over a Pool streams about as fast as
-// submitting and awaiting in windows of 64 by hand (see BenchmarkPipeline3).
+// Cost: over a *Pool, Map hands items to the pool without a Result and
+// allocates nothing per item; over another Stage, each item costs that
+// stage's Submit. Each iteration allocates about InFlight+8 small objects.
+// Measured on 2 cores, three chained Map stages over Pools of trivial
+// handlers take about 700 ns per item, about 3.5 times three hand-written
+// goroutine-and-channel stages (BenchmarkPipeline3). Stopping early over a
+// Pool returns at once: running handlers see their ctx cancelled and their
+// outcomes are dropped.
 // It panics if ctx, s or in is nil.
 func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
 	if ctx == nil {
