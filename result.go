@@ -28,6 +28,7 @@ type PanicError struct {
 	Stack []byte // the panicking goroutine's stack, as debug.Stack reports it
 }
 
+// Error reports the panic value.
 func (e *PanicError) Error() string { return fmt.Sprintf("jobq: handler panicked: %v", e.Value) }
 
 // Unwrap returns the panic value if it is an error, so errors.Is and
@@ -44,6 +45,7 @@ type ExhaustedError struct {
 	Errs     []error // each attempt's error, first attempt first
 }
 
+// Error reports the attempts made and the last attempt's error.
 func (e *ExhaustedError) Error() string {
 	var last error
 	if n := len(e.Errs); n > 0 {

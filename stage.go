@@ -186,8 +186,10 @@ type ItemError struct {
 	Err   error
 }
 
+// Error names the item and its error.
 func (e *ItemError) Error() string { return fmt.Sprintf("jobq: item %d: %v", e.Index, e.Err) }
 
+// Unwrap returns the job's error.
 func (e *ItemError) Unwrap() error { return e.Err }
 
 // DefaultInFlight is how many items Map keeps in flight without InFlight:
