@@ -71,6 +71,7 @@ type task[In, Out any] struct {
 	pol  *Policy
 	sink itemSink[Out]
 	slot int32
+	k    int32 // the attempts j had made when queued: only that state claims it
 }
 
 // itemSink receives the outcome of a job that Map queued without a Result.
@@ -167,15 +168,17 @@ func configure(opts []Option) *config {
 
 // Resize sets the number of workers. Growing starts workers at once;
 // shrinking retires idle workers at once and busy ones as their jobs end.
-// Resize(0) pauses the pool: jobs queue up and run when it grows again. It
-// panics if workers < 0.
+// Resize(0) pauses the pool: jobs queue up and run when it grows again (a
+// graceful Shutdown of a paused pool with queued jobs waits for that). Once
+// Shutdown has drained the pool, Resize starts no workers. It panics if
+// workers < 0.
 func (p *Pool[In, Out]) Resize(workers int) {
 	if workers < 0 {
 		panic(fmt.Sprintf("jobq: Resize: workers must be >= 0, got %d", workers))
 	}
 	p.mu.Lock()
 	p.target = workers
-	for len(p.all) < p.target {
+	for len(p.all) < p.target && !p.drainDone {
 		w := p.newWorker()
 		w.wake = make(chan struct{}, 1)
 		p.all = append(p.all, w)
@@ -376,7 +379,7 @@ func (w *worker[In, Out]) run(t task[In, Out]) {
 		return
 	}
 	if t.j != nil {
-		w.runJob(t.j)
+		w.runJob(t)
 	} else {
 		w.runFire(t)
 	}
@@ -487,10 +490,11 @@ func (p *Pool[In, Out]) abandon() {
 
 // backoff holds j, whose attempt failed, for delay before it is queued
 // again. The timer, not a worker, waits.
-func (p *Pool[In, Out]) backoff(j *job[In, Out], delay time.Duration) {
+func (p *Pool[In, Out]) backoff(j *job[In, Out], k int, delay time.Duration) {
 	p.mu.Lock()
 	if p.abandoned {
 		p.mu.Unlock()
+		j.state.Store(mkState(k, phaseQueued))
 		j.end(phaseQueued, ErrClosed)
 		return
 	}
@@ -499,6 +503,7 @@ func (p *Pool[In, Out]) backoff(j *job[In, Out], delay time.Duration) {
 	}
 	p.backoffs[j] = struct{}{}
 	j.rs.timer = time.AfterFunc(delay, j.requeue)
+	j.state.Store(mkState(k, phaseQueued))
 	p.mu.Unlock()
 }
 

@@ -162,8 +162,8 @@ func (r *Result[T]) Done() <-chan struct{} {
 // When a handler awaits a job it submitted to its own pool (with its
 // handler ctx) and that job has not started, Await runs it in the calling
 // goroutine, so fork–join inside a pool cannot deadlock however busy the
-// pool is. A retry of such a job, after a failed first attempt, waits for a
-// worker like any other job.
+// pool is; its retries, once their backoff ends, run likewise in place of
+// the awaiting handler rather than wait for a worker.
 //
 // Await with a ctx that can end, on a Result that has not completed yet,
 // allocates one channel (see Done); Await with a ctx that cannot end, such as

@@ -76,6 +76,8 @@ type job[In, Out any] struct {
 	// nested marks a job submitted from a handler of its own pool: whoever
 	// awaits it while it is still queued runs it.
 	nested bool
+	// awaited: a handler awaits nested job j; guarded by p.mu.
+	awaited bool
 }
 
 // retryState is what a job that may be retried carries between attempts.
@@ -236,6 +238,13 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	}
 	rc := w.rc.Load()
 	gen := rc.begin(t.ctx, dl)
+	if p.quitting.Load() {
+		// Shutdown gave up on the jobs after this one left the queue,
+		// too early to see it: it must not start.
+		w.endAttempt(rc)
+		p.drop(t, ErrClosed)
+		return
+	}
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
 	}
@@ -262,7 +271,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		if sink, slot := t.sink, t.slot; sink != nil {
 			j.onDone(func() { sink.done(slot, j.val, j.err) })
 		}
-		j.state.Store(mkState(1, phaseQueued))
+		j.state.Store(mkState(1, phaseFinishing))
 		j.retryLater(1, err, delay)
 		return
 	}
@@ -294,12 +303,14 @@ func finalErr(pol *Policy, ctx context.Context, k int, err error, errs []error) 
 }
 
 // runJob claims submitted job j and runs its next attempt on w.
-func (w *worker[In, Out]) runJob(j *job[In, Out]) {
-	s := j.state.Load()
-	if s&phaseMask != phaseQueued || !j.state.CompareAndSwap(s, s+4|phaseRunning) {
+func (w *worker[In, Out]) runJob(t task[In, Out]) {
+	// A stale entry (its attempt was run by an awaiting handler, and the
+	// job may now wait in backoff) must not claim the job.
+	k := int(t.k)
+	if !t.j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k+1, phaseRunning)) {
 		return // cancelled, abandoned, or run by an awaiting handler
 	}
-	w.attempt(j, int(s>>2)+1)
+	w.attempt(t.j, k+1)
 }
 
 // attempt runs attempt k of claimed job j on w.
@@ -327,8 +338,10 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
 	w.curJob.Store(j)
-	// Cancel may have ended the attempt before it could see rc and gen.
-	if j.state.Load() != mkState(k, phaseRunning) {
+	// Cancel may have ended the attempt before it could see curJob, and
+	// Shutdown may have given up on the jobs before it could see j.
+	if j.state.Load() != mkState(k, phaseRunning) || p.quitting.Load() {
+		j.end(phaseRunning, ErrClosed) // no-op unless quitting
 		w.curJob.Store(nil)
 		w.endAttempt(rc)
 		return
@@ -369,8 +382,7 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		}
 	}
 	if delay, ok := j.pol.retry(j.ctx, k, err, prev, elapsed, rand.Float64); ok {
-		j.state.Store(mkState(k, phaseQueued))
-		j.retryLater(k, err, delay)
+		j.retryLater(k, err, delay) // leaves finishing for queued
 		return
 	}
 	j.state.Store(mkState(k, phaseDone))
@@ -381,7 +393,8 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 }
 
 // retryLater puts j, whose attempt k failed with err, in backoff for delay.
-// j's state is queued, and only its caller holds it.
+// j is finishing attempt k, and only its caller holds it; it turns queued
+// once it is in backoff, so that nobody can claim it on the way.
 func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
 	if j.rs == nil {
 		j.rs = new(retryState)
@@ -389,10 +402,10 @@ func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
 	j.rs.errs = append(j.rs.errs, err)
 	j.rs.prev = delay
 	j.p.retried.Add(1)
+	j.p.backoff(j, k, delay)
 	if f := j.pol.OnRetry; f != nil {
 		f(k, err, delay)
 	}
-	j.p.backoff(j, delay)
 }
 
 // requeue runs when j's backoff ends: it queues j for its next attempt,
@@ -405,7 +418,23 @@ func (j *job[In, Out]) requeue() {
 		return // cancelled or abandoned meanwhile
 	}
 	delete(p.backoffs, j)
-	p.retries.Push(task[In, Out]{j: j})
+	k := int(j.state.Load() >> 2)
+	if j.awaited {
+		// A handler of this pool awaits j, holding its worker: run the
+		// retry here, in its stead, as help does, rather than wait for
+		// a worker that may never come free.
+		p.limbo++ // in no queue meanwhile: keep Shutdown from draining
+		p.mu.Unlock()
+		if j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k+1, phaseRunning)) {
+			j.runAttempt(k + 1)
+		}
+		p.mu.Lock()
+		p.limbo--
+		p.wakeIfDrained()
+		p.mu.Unlock()
+		return
+	}
+	p.retries.Push(task[In, Out]{j: j, k: int32(k)})
 	if len(p.idle) > 0 {
 		p.wakeOne()
 	}
@@ -457,10 +486,22 @@ func (j *job[In, Out]) cancel() {
 // its own pool and has not started yet: the awaiting handler's worker does
 // the work instead of blocking on it.
 func (j *job[In, Out]) help() {
-	if !j.nested || !j.state.CompareAndSwap(mkState(0, phaseQueued), mkState(1, phaseRunning)) {
+	if !j.nested {
 		return
 	}
-	j.runAttempt(1)
+	p := j.p
+	p.mu.Lock()
+	j.awaited = true // its retries will run where its backoff ends
+	_, inBackoff := p.backoffs[j]
+	p.mu.Unlock()
+	// Queued and not in backoff: in the queue, where a worker may not
+	// come for it while its awaiting parents hold them all.
+	if s := j.state.Load(); !inBackoff && s&phaseMask == phaseQueued {
+		k := int(s >> 2)
+		if j.state.CompareAndSwap(s, mkState(k+1, phaseRunning)) {
+			j.runAttempt(k + 1)
+		}
+	}
 }
 
 // runInline runs every attempt of j in the calling goroutine: j's first

@@ -208,7 +208,7 @@ var funcPools = []funcPool{
 			}
 		}
 	}},
-	{name: "jobq-EnQueueTask", fireOnly: true, start: func(_ *testing.B, workers int, task func()) (func(int), func()) {
+	{name: "jobq-EnQueueTask", start: func(_ *testing.B, workers int, task func()) (func(int), func()) {
 		q := jobq.NewPool(workers, jobq.WithQueueSize(queueSize))
 		fn := func(context.Context) error {
 			task()
