@@ -55,7 +55,7 @@ type Metrics struct {
 	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
 	Retried   uint64 // extra attempts scheduled
 
-	Running int64 // workers running a handler now (or between two jobs)
+	Running int64 // handlers running on the pool's workers now
 	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
 
 	Workers int // worker goroutines alive
@@ -107,6 +107,7 @@ type worker[In, Out any] struct {
 	failed    atomic.Uint64
 
 	curJob atomic.Pointer[job[In, Out]] // the running submitted job, for Cancel and Shutdown
+	busy   atomic.Bool                  // running a fire-and-forget job
 
 	// The per-attempt timeout timer, reused across attempts.
 	tmu      sync.Mutex
@@ -210,11 +211,11 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		Retried:   p.retried.Load(),
 		Queued:    int64(p.ring.Len() + p.retries.Len() + len(p.backoffs)),
 		Workers:   len(p.all),
-		// A worker that is not idle is running a job, or just about
-		// to: counting it so keeps the hot path free of a busy flag.
-		Running: int64(len(p.all) - len(p.idle)),
 	}
 	for _, w := range p.all {
+		if w.busy.Load() || w.curJob.Load() != nil {
+			m.Running++
+		}
 		m.Succeeded += w.succeeded.Load()
 		m.Failed += w.failed.Load()
 	}
