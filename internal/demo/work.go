@@ -103,7 +103,6 @@ type seqResult struct {
 	digest [sha256.Size]byte
 }
 
-// runSequential does the pipeline's work, without faults, in one goroutine.
 // warmCache reads every file and discards it, so that the timed passes
 // compare work, not disk reads.
 func warmCache(files []string) {
@@ -112,6 +111,7 @@ func warmCache(files []string) {
 	}
 }
 
+// runSequential does the pipeline's work, without faults, in one goroutine.
 func runSequential(files []string) seqResult {
 	var r seqResult
 	start := time.Now()
