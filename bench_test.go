@@ -109,7 +109,11 @@ func BenchmarkChannelPoolResults(b *testing.B) {
 	workers.Wait()
 }
 
-func BenchmarkSubmitAwait(b *testing.B) {
+func BenchmarkSubmitAwait(b *testing.B) { benchSubmitAwait(b) }
+
+// benchSubmitAwait submits b.N trivial jobs with pol and awaits them in
+// windows of 256, as BenchmarkChannelPoolResults does.
+func benchSubmitAwait(b *testing.B, pol ...Policy) {
 	p := New(benchWorkers(), func(_ context.Context, n int) (int, error) { return n * 2, nil }, WithQueueSize(1024))
 	ctx := context.Background()
 	const window = 256
@@ -117,7 +121,7 @@ func BenchmarkSubmitAwait(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		rs = append(rs, p.Submit(ctx, i))
+		rs = append(rs, p.Submit(ctx, i, pol...))
 		if i++; len(rs) == window {
 			for _, r := range rs {
 				_, _ = r.Await(ctx)
@@ -171,26 +175,6 @@ func BenchmarkSubmitAwaitPolicy(b *testing.B) {
 		{"timeout", []Policy{{Timeout: time.Second}}},
 		{"retry+timeout", []Policy{{MaxAttempts: 3, Timeout: time.Second}}},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			p := New(benchWorkers(), func(_ context.Context, n int) (int, error) { return n * 2, nil }, WithQueueSize(1024))
-			ctx := context.Background()
-			const window = 256
-			rs := make([]*Result[int], 0, window)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				rs = append(rs, p.Submit(ctx, i, bc.pol...))
-				if i++; len(rs) == window {
-					for _, r := range rs {
-						_, _ = r.Await(ctx)
-					}
-					rs = rs[:0]
-				}
-			}
-			for _, r := range rs {
-				_, _ = r.Await(ctx)
-			}
-			_ = p.Close()
-		})
+		b.Run(bc.name, func(b *testing.B) { benchSubmitAwait(b, bc.pol...) })
 	}
 }
