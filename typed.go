@@ -38,8 +38,11 @@ import (
 // Handler is a typed job handler. ctx carries the submission ctx's values
 // and cancellation, the attempt's deadline (Policy.Timeout, MaxElapsed), and
 // the pool's own cancellation (Result.Cancel, Shutdown past its deadline).
-// The ctx is the pool's: do not keep it after the handler returns (it then
-// reads as cancelled, and the pool reuses it).
+// The ctx is the pool's and is reused for the worker's next job: do not keep
+// it after the handler returns. Contexts derived from it (context.WithCancel
+// and the like), and its Done channel, are safe to keep: once a handler has
+// asked for them, the ctx is cancelled when the handler returns and is not
+// reused.
 type Handler[In, Out any] func(ctx context.Context, in In) (Out, error)
 
 // New returns a pool of workers running h, ready for submissions. Options
