@@ -345,7 +345,7 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			t, ok = p.ring.Pop()
 		}
 		if !ok {
-			if p.closing && len(p.backoffs) == 0 && p.limbo == 0 {
+			if p.settled() {
 				// Nothing is left or can come back: every worker may go.
 				for len(p.idle) > 0 {
 					p.wakeOne()
@@ -409,8 +409,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 // checkDrained closes drained once intake has stopped and nothing accepted
 // is left to run. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
-	if p.closing && !p.drainDone && len(p.all) == 0 &&
-		p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 && p.limbo == 0 {
+	if !p.drainDone && len(p.all) == 0 && p.settled() {
 		p.drainDone = true
 		close(p.drained)
 	}
@@ -508,24 +507,28 @@ func (p *Pool[In, Out]) backoff(j *job[In, Out], k int, delay time.Duration) {
 	p.mu.Unlock()
 }
 
-// unbackoff takes j out of backoff, if it is there, and reports whether it
-// was.
-func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) bool {
+// unbackoff takes j out of backoff, if it is there.
+func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) {
 	p.mu.Lock()
-	_, ok := p.backoffs[j]
-	if ok {
+	if _, ok := p.backoffs[j]; ok {
 		delete(p.backoffs, j)
 		j.rs.timer.Stop()
 		p.wakeIfDrained()
 	}
 	p.mu.Unlock()
-	return ok
+}
+
+// settled reports whether intake has stopped and no accepted job is left to
+// run or can come back: none queued, in backoff, or being ended by a
+// timeout. p.mu is held.
+func (p *Pool[In, Out]) settled() bool {
+	return p.closing && p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 && p.limbo == 0
 }
 
 // wakeIfDrained lets idle workers exit when the last backoff of a closing
 // pool has gone. p.mu is held.
 func (p *Pool[In, Out]) wakeIfDrained() {
-	if p.closing && len(p.backoffs) == 0 && p.limbo == 0 && p.ring.Len() == 0 && p.retries.Len() == 0 {
+	if p.settled() {
 		for len(p.idle) > 0 {
 			p.wakeOne()
 		}
