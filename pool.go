@@ -423,8 +423,15 @@ func (p *Pool[In, Out]) checkDrained() {
 // If ctx ends first, Shutdown gives up: queued jobs and jobs in backoff end
 // with ErrClosed without running, running handlers have their ctx cancelled
 // and their Results complete with ErrClosed, and Shutdown returns ctx.Err()
-// without waiting for handlers that ignore their ctx. Shutdown is idempotent
-// and safe to call concurrently with anything, itself included.
+// without waiting for handlers that ignore their ctx. Two races are left to
+// the moment: an attempt that ended on its own as Shutdown gave up (its
+// handler returned, its timeout fired, its ctx ended, Cancel came) keeps that
+// outcome, and its Result may complete just after Shutdown returns; and a
+// handler whose worker was calling it then may start just after, with its
+// ctx cancelled already. No handler starts later with a live ctx.
+//
+// Shutdown is idempotent and safe to call concurrently with anything,
+// itself included.
 func (p *Pool[In, Out]) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if !p.closing {

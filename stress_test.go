@@ -29,9 +29,7 @@ import (
 //   - Shutdown keeps its doc comment's promise: nil means every job has ended
 //     and every worker exited (so no handler starts later); ctx.Err() means
 //     the jobs it gave up on ended with ErrClosed, and no handler starts
-//     later with a live ctx (see checkGiveUp, and giveUpRaceBug for the one
-//     known way the engine breaks this: the checks skip, labelled, when
-//     that alone shows up);
+//     later with a live ctx (see checkGiveUp);
 //   - no goroutine running jobq code is left (checkNoLeak).
 
 // errStress is the error of handlers that fail.
@@ -122,53 +120,36 @@ func (l *lateStarts) count() int {
 	return len(l.any)
 }
 
-// giveUpRaceBug is the engine bug FuzzPool found, now fixed (attempt and
-// runFire check quitting once the job is visible to abandon); the checks fail
-// with it if it comes back.
-const giveUpRaceBug = "engine bug: Shutdown gave up while a worker held a job it had taken off the queue " +
-	"but not yet started: pool.go work() pops it under p.mu and run() checks p.quitting after unlocking; " +
-	"abandon() then sets quitting, finds the job in no queue and not in w.curJob (typed.go attempt() stores " +
-	"it later), and cancels the worker's previous ctx generation, which rc.begin() then replaces; so the " +
-	"job's handler starts after Shutdown returned ctx.Err(), with a live ctx, and its Result completes " +
-	"later with the handler's outcome instead of ErrClosed (Go jobs: runFire, same window)"
-
 // checkGiveUp checks what Shutdown promises when it returns ctx.Err().
 // pending maps the jobs whose Results had not completed when it returned to
-// their final errors: each must end with ErrClosed, never running again,
-// unless its last attempt had ended before Shutdown returned (ranBefore:
-// a handler of the job returned before then), its Result completing just
-// after with that attempt's outcome. No handler may start afterwards with a
-// live ctx. It returns the violations, and apart from them how many of the
-// jobs giveUpRaceBug explains.
-func checkGiveUp(pending map[int]error, late *lateStarts, ranBefore func(id int) bool) (problems []string, race int) {
+// how they ended. Each must end with ErrClosed, or with an outcome its
+// attempt reached on its own as Shutdown gave up: its handler had returned
+// (ranBefore), or its per-attempt timeout, its submission ctx or a Cancel
+// call ended it at that moment (context.DeadlineExceeded, context.Canceled).
+// A handler may still start after Shutdown returned when its worker was
+// calling it as Shutdown gave up, but with its ctx cancelled already: none
+// may start with a live ctx. It returns the violations.
+func checkGiveUp(pending map[int]error, late *lateStarts, ranBefore func(id int) bool) (problems []string) {
 	late.mu.Lock()
 	defer late.mu.Unlock()
 	for id, err := range pending {
 		switch {
-		case late.any[id]:
-			race++ // the job ran after all
 		case errors.Is(err, ErrClosed), ranBefore(id):
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			// The same window: attempt() found the job's ctx ended
-			// (or Cancel came) after Shutdown returned.
-			race++
+			// Its timeout, ctx or a Cancel won the race with the give-up.
 		default:
 			problems = append(problems, fmt.Sprintf("job %d: pending when Shutdown gave up, ended with %v, want ErrClosed", id, err))
 		}
 	}
 	for id := range late.live {
-		switch _, ok := pending[id]; {
-		case late.rerun[id]:
+		if late.rerun[id] {
 			problems = append(problems, fmt.Sprintf("job %d: handler started after Shutdown returned, with a live ctx, "+
 				"though the job's Result had completed", id))
-		case !ok:
-			// A Go job, or a Result that had not completed when
-			// the handler started (only that it had by the time
-			// this test looked, after Shutdown returned).
-			race++
+			continue
 		}
+		problems = append(problems, fmt.Sprintf("job %d: handler started after Shutdown returned, with a live ctx", id))
 	}
-	return problems, race
+	return problems
 }
 
 // stressRun is the shared state of one TestStress round.
@@ -188,10 +169,7 @@ type stressRun struct {
 	closed      atomic.Bool   // Shutdown has returned
 	late        lateStarts    // handlers started after Shutdown returned
 	ranBefore   []atomic.Bool // per id: a handler returned before Shutdown did
-	// childRetries lets fork–join children have retry policies; see
-	// nestedRetrySkipsBackoff.
-	childRetries bool
-	wrongOut     atomic.Int64 // fork–join children that returned another job's output
+	wrongOut    atomic.Int64  // fork–join children that returned another job's output
 
 	mu      sync.Mutex
 	results []tracked
@@ -267,9 +245,6 @@ func (s *stressRun) handle(ctx context.Context, in stressJob) (int, error) {
 		child := stressJob{id: id, kind: []stressKind{kindSucceed, kindFail, kindPanic, kindIgnore}[rng.IntN(4)],
 			wait: time.Duration(rng.IntN(200)) * time.Microsecond}
 		pol, maxAtt := stressPolicy(rng)
-		if !s.childRetries && maxAtt > 1 {
-			pol[0].MaxAttempts, maxAtt = 1, 1
-		}
 		s.maxAtt[id].Store(int32(maxAtt))
 		s.calls.Add(1)
 		r := s.p.Submit(ctx, child, pol...)
@@ -409,11 +384,6 @@ func (s *stressRun) submitter(seed uint64, stop <-chan struct{}, longBlocks bool
 // 2 cores.
 func TestStress(t *testing.T) {
 	checkNoLeak(t)
-	childRetries := !nestedRetrySkipsBackoff()
-	if !childRetries {
-		t.Log("engine bug (see TestNestedRetryWaitsOutItsBackoff): fork–join children get no retries here, " +
-			"as a retried child that its parent ran inline is also claimed by a worker, racing on its retry state")
-	}
 	// Each round runs about 250ms of load, then shuts down: graceful
 	// rounds give Shutdown a second (handlers that block do so for 10ms at
 	// most, so it should return nil), deadline rounds give it 5ms at most
@@ -430,7 +400,7 @@ func TestStress(t *testing.T) {
 			name = fmt.Sprintf("round %d graceful", round)
 		}
 		t.Run(name, func(t *testing.T) {
-			err := stressRound(t, seed+uint64(round), load, graceful, childRetries)
+			err := stressRound(t, seed+uint64(round), load, graceful)
 			if err == nil {
 				nilRounds++
 			} else {
@@ -446,15 +416,14 @@ func TestStress(t *testing.T) {
 }
 
 // stressRound runs one TestStress round and returns what Shutdown returned.
-func stressRound(t *testing.T, seed uint64, load time.Duration, graceful, childRetries bool) error {
+func stressRound(t *testing.T, seed uint64, load time.Duration, graceful bool) error {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	s := &stressRun{
-		release:      make(chan struct{}),
-		starts:       make([]atomic.Int32, stressMaxJobs),
-		maxAtt:       make([]atomic.Int32, stressMaxJobs),
-		ranBefore:    make([]atomic.Bool, stressMaxJobs),
-		byID:         map[int]*Result[int]{},
-		childRetries: childRetries,
+		release:   make(chan struct{}),
+		starts:    make([]atomic.Int32, stressMaxJobs),
+		maxAtt:    make([]atomic.Int32, stressMaxJobs),
+		ranBefore: make([]atomic.Bool, stressMaxJobs),
+		byID:      map[int]*Result[int]{},
 	}
 	s.p = New(1+rng.IntN(8), s.handle,
 		WithQueueSize(1+rng.IntN(32)),
@@ -563,17 +532,12 @@ func stressRound(t *testing.T, seed uint64, load time.Duration, graceful, childR
 		t.Fatalf("Shutdown once every handler was released: %v, want nil", err)
 	}
 
-	if bug := checkStressRun(t, s, shutdownErr, startsAtClose); bug != "" {
-		t.Error(bug)
-	}
+	checkStressRun(t, s, shutdownErr, startsAtClose)
 	return shutdownErr
 }
 
 // checkStressRun checks the invariants once the pool s ran has closed.
-//
-// It returns a description of giveUpRaceBug when that bug showed up (and
-// was checked not to hide anything else), "" otherwise.
-func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose int64) (raceBug string) {
+func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose int64) {
 	t.Helper()
 	var problems []string
 	report := func(format string, args ...any) {
@@ -635,12 +599,8 @@ func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose
 			report("job %d: Result pending when Shutdown returned nil", id)
 		}
 	} else {
-		found, race := checkGiveUp(pending, &s.late, func(id int) bool { return s.ranBefore[id].Load() })
-		for _, f := range found {
+		for _, f := range checkGiveUp(pending, &s.late, func(id int) bool { return s.ranBefore[id].Load() }) {
 			report("%s", f)
-		}
-		if race > 0 {
-			raceBug = fmt.Sprintf("%d job(s) hit it; %s", race, giveUpRaceBug)
 		}
 	}
 
@@ -683,7 +643,6 @@ func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose
 	}
 	t.Logf("%d calls, %d handler starts (%d after Shutdown returned), %d Results awaited (%d pending when Shutdown returned); Metrics %+v",
 		s.calls.Load(), s.totalStarts.Load(), s.late.count(), len(results), len(pending), m)
-	return raceBug
 }
 
 // nestedRetryPool is a two-worker pool for the nested-retry checks: input 0
@@ -731,41 +690,6 @@ func (n *nestedRetryPool) childStarts() []time.Time {
 	return slices.Clone(n.children)
 }
 
-// nestedRetrySkipsBackoff reports whether a fork–join child whose first
-// attempt its parent ran inline (see TestNestedRetryWaitsOutItsBackoff) has
-// its second attempt claimed by a worker at once, not after its backoff.
-func nestedRetrySkipsBackoff() bool {
-	n := newNestedRetryPool()
-	ctx := context.Background()
-	blocker := n.Submit(ctx, 0)
-	<-n.started
-	parent := n.Submit(ctx, 1)
-	<-n.started
-	// Wait until the child's first attempt has run (inline) and failed and
-	// its retry has gone into backoff. Retried counts it just before; the
-	// pause lets the backoff bookkeeping end, and the Metrics call after it,
-	// which takes the pool's lock as that bookkeeping did, orders it before
-	// what follows (for the race detector).
-	for n.Metrics().Retried == 0 {
-		time.Sleep(time.Millisecond) // polling a probe, not a test's synchronisation
-	}
-	time.Sleep(10 * time.Millisecond)
-	_ = n.Metrics()
-	close(n.gate)
-	_, _ = blocker.Await(ctx)
-	// The worker freed by the blocker takes the queue in order: the child's
-	// stale entry, if any, comes before this marker.
-	_, _ = n.Submit(ctx, 3).Await(ctx)
-	skipped := len(n.childStarts()) > 1
-	parent.Cancel() // the parent's Await gives up; the child stays in backoff
-	_, _ = parent.Await(ctx)
-	sctx, cancel := context.WithTimeout(ctx, 0)
-	defer cancel()
-	_ = n.Shutdown(sctx) // gives up on the child in its hour-long backoff
-	_ = n.Close()
-	return skipped
-}
-
 // TestNestedRetryWaitsOutItsBackoff pins a bug TestStress found: a job
 // submitted from a handler of its own pool is queued, and when its parent
 // awaits it before a worker takes it, Await runs its first attempt inline
@@ -777,7 +701,6 @@ func nestedRetrySkipsBackoff() bool {
 // retryLater writing them), while the job also sits in backoff.
 func TestNestedRetryWaitsOutItsBackoff(t *testing.T) {
 	checkNoLeak(t)
-	var bug string
 	synctest.Test(t, func(t *testing.T) {
 		n := newNestedRetryPool()
 		ctx := context.Background()
@@ -801,18 +724,10 @@ func TestNestedRetryWaitsOutItsBackoff(t *testing.T) {
 			at = append(at, s.Sub(start))
 		}
 		if diff := cmp.Diff([]time.Duration{0, nestedBackoff}, at); diff != "" {
-			if len(at) >= 2 && at[1] < nestedBackoff {
-				bug = fmt.Sprintf("engine bug: the child's retry did not wait out its backoff: starts at %v; "+
-					"a worker claimed the inline-run child's stale queue entry (typed.go help/finish)", at)
-				return
-			}
 			t.Errorf("child attempts started at (-want +got):\n%s", diff)
 		}
 		checkCounts(t, n.Metrics(), counts{Submitted: 3, Succeeded: 1, Failed: 2, Retried: 1})
 	})
-	if bug != "" {
-		t.Error(bug)
-	}
 }
 
 // The operations of a FuzzPool input. After two header bytes (workers
@@ -879,10 +794,9 @@ type fuzzJob struct {
 
 // fuzzRun is the state of one FuzzPool input.
 type fuzzRun struct {
-	p            *Pool[fuzzJob, int]
-	gates        [fuzzGates]chan struct{}
-	released     [fuzzGates]bool
-	childRetries bool
+	p        *Pool[fuzzJob, int]
+	gates    [fuzzGates]chan struct{}
+	released [fuzzGates]bool
 
 	calls     atomic.Int64
 	inHandler atomic.Int64
@@ -961,14 +875,9 @@ func (r *fuzzRun) handle(ctx context.Context, in fuzzJob) (int, error) {
 	case fbSleep:
 		time.Sleep(10 * time.Millisecond)
 	case fbForkJoin:
-		// The child fails or succeeds with the parent's policy bits; it
-		// has retries only where the engine gets them right (see
-		// nestedRetrySkipsBackoff).
+		// The child fails or succeeds with the parent's policy bits.
 		arg := in.arg&^7 | byte(in.id%2)*fbFail
 		pol, maxAtt := fuzzPolicy(arg)
-		if !r.childRetries && maxAtt > 1 {
-			pol[0].MaxAttempts, maxAtt = 1, 1
-		}
 		child := fuzzJob{id: r.newID(maxAtt), arg: arg}
 		r.calls.Add(1)
 		res := r.p.Submit(ctx, child, pol...)
@@ -987,10 +896,6 @@ func (r *fuzzRun) handle(ctx context.Context, in fuzzJob) (int, error) {
 	}
 	return stressOut(in.id), nil
 }
-
-// fuzzChildRetries is whether FuzzPool's fork–join children get retry
-// policies: not while nestedRetrySkipsBackoff reports the engine bug.
-var fuzzChildRetries = sync.OnceValue(func() bool { return !nestedRetrySkipsBackoff() })
 
 // fuzzInput builds a FuzzPool input: workers, queue size, then (op, arg)
 // pairs.
@@ -1027,25 +932,18 @@ func FuzzPool(f *testing.F) {
 		fopSubmit, fbSucceed|7<<5, fopGo, fbSucceed|7<<5, fopSubmit, fbSucceed, fopAwait, 1,
 		fopCancel, 1, fopCancel, 1, fopShutdown, 2, fopShutdown, 0, fopGo, fbSucceed))
 
-	childRetries := fuzzChildRetries()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 2 {
 			return
 		}
 		checkNoLeak(t)
-		var bug string
-		synctest.Test(t, func(t *testing.T) { bug = runFuzzPool(t, data, childRetries) })
-		if bug != "" {
-			t.Error(bug)
-		}
+		synctest.Test(t, func(t *testing.T) { runFuzzPool(t, data) })
 	})
 }
 
-// runFuzzPool runs one FuzzPool input in a synctest bubble. It returns a
-// description of giveUpRaceBug if that bug showed up (and was checked not to
-// hide anything else), "" otherwise.
-func runFuzzPool(t *testing.T, data []byte, childRetries bool) (raceBug string) {
-	r := &fuzzRun{childRetries: childRetries, startsN: map[int]int{}, maxAtt: map[int]int{},
+// runFuzzPool runs one FuzzPool input in a synctest bubble.
+func runFuzzPool(t *testing.T, data []byte) {
+	r := &fuzzRun{startsN: map[int]int{}, maxAtt: map[int]int{},
 		ranBefore: map[int]bool{}, givenUp: map[int]bool{},
 		byID: map[int]*Result[int]{}}
 	for i := range r.gates {
@@ -1152,7 +1050,7 @@ func runFuzzPool(t *testing.T, data []byte, childRetries bool) (raceBug string) 
 	r.closed.Store(true)
 	// Workers that a Resize after a Shutdown started exit on their own.
 	synctest.Wait()
-	return checkFuzzRun(t, r, shutdownNil, startsAtNil)
+	checkFuzzRun(t, r, shutdownNil, startsAtNil)
 }
 
 // refuse records that job id was refused: its handler must never run.
@@ -1205,9 +1103,8 @@ func checkFuzzShutdown(t *testing.T, r *fuzzRun, err error) {
 	}
 }
 
-// checkFuzzRun checks the invariants once the pool of r has closed, and
-// returns what checkGiveUp found of giveUpRaceBug.
-func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64) (raceBug string) {
+// checkFuzzRun checks the invariants once the pool of r has closed.
+func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64) {
 	t.Helper()
 	if shutdownNil {
 		if n := r.starts.Load(); n != startsAtNil {
@@ -1268,13 +1165,8 @@ func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64)
 	}
 
 	if r.gaveUp || r.late.count() > 0 {
-		problems, race := checkGiveUp(pending, &r.late, func(id int) bool { return r.ranBefore[id] })
-		for _, p := range problems {
+		for _, p := range checkGiveUp(pending, &r.late, func(id int) bool { return r.ranBefore[id] }) {
 			t.Error(p)
 		}
-		if race > 0 {
-			return fmt.Sprintf("%d job(s) hit it; %s", race, giveUpRaceBug)
-		}
 	}
-	return ""
 }
