@@ -119,39 +119,52 @@ type worker[In, Out any] struct {
 	deadline time.Time
 }
 
+// queue is the Buffer a pool keeps its jobs in. It names a concrete type,
+// not the interface, so that a push or pop is a direct call the compiler can
+// inline into the pool's locked sections (through a Buffer interface value,
+// BenchmarkGo measured 13% slower). Any Buffer can be swapped in here.
+type queue[T any] = Ring[T]
+
+var _ Buffer[int] = (*queue[int])(nil)
+
 // Pool is a fixed, resizable set of workers running a typed handler over a
 // bounded queue. Every method is safe for concurrent use. See New.
 type Pool[In, Out any] struct {
-	h   Handler[In, Out]
-	def Policy // the pool default merged over the library defaults
+	// Read on every job, written once (or, quitting, at a give-up).
+	h        Handler[In, Out]
+	def      Policy        // the pool default merged over the library defaults
+	room     chan struct{} // a token passed to one submitter waiting for room
+	quit     chan struct{} // closed when intake stops
+	drained  chan struct{} // closed when everything accepted has ended
+	quitting atomic.Bool   // abandoned, for workers holding a job outside mu
 
+	// What every submission and dequeue touch under mu: kept together,
+	// starting with the lock, and padded off from the fields around them,
+	// which other cores read or write meanwhile.
+	_         [64]byte
 	mu        sync.Mutex
-	ring      Buffer[task[In, Out]]
-	retries   Ring[task[In, Out]] // retries whose backoff ended; unbounded
-	backoffs  map[*job[In, Out]]struct{}
+	ring      queue[task[In, Out]] // the bounded queue, beside its lock
+	retries   Ring[task[In, Out]]  // retries whose backoff ended; unbounded
 	idle      []*worker[In, Out]
 	all       []*worker[In, Out]
-	inline    []*worker[In, Out] // records of handlers running nested jobs inline
 	target    int
-	limbo     int // jobs a timeout is ending, in no queue meanwhile
 	submitted uint64
 	waiters   int // submitters waiting for room
 	closing   bool
 	abandoned bool
 	drainDone bool
+	_         [64]byte
 
-	room    chan struct{} // a token passed to one submitter waiting for room
-	quit    chan struct{} // closed when intake stops
-	drained chan struct{} // closed when everything accepted has ended
-
-	quitting atomic.Bool // abandoned, for workers holding a job outside mu
+	backoffs map[*job[In, Out]]struct{}
+	inline   []*worker[In, Out] // records of handlers running nested jobs inline
+	limbo    int                // jobs a timeout is ending, in no queue meanwhile
 
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
 }
 
 func (p *Pool[In, Out]) init(c *config, workers int) {
 	p.def = c.policy.merge(defaultPolicy)
-	p.ring = NewRing[task[In, Out]](c.queueSize)
+	p.ring = *NewRing[task[In, Out]](c.queueSize)
 	p.room = make(chan struct{}, 1)
 	p.quit = make(chan struct{})
 	p.drained = make(chan struct{})
