@@ -548,6 +548,40 @@ func TestMapReportsRefusedSubmissions(t *testing.T) {
 	}
 }
 
+// A Map item running when Shutdown gives up ends with ErrClosed, as a
+// Result does, not with the ctx cancellation its handler saw, and is not
+// retried.
+func TestMapItemShutdownGaveUpOnEndsWithErrClosed(t *testing.T) {
+	checkNoLeak(t)
+	started := make(chan struct{})
+	p := New(1, func(ctx context.Context, x int) (int, error) {
+		close(started)
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}, WithPolicy(Policy{MaxAttempts: 3}))
+	gaveUp := make(chan error, 1)
+	go func() {
+		<-started
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		gaveUp <- p.Shutdown(ctx)
+	}()
+	n := 0
+	for _, err := range Map(context.Background(), p, slices.Values([]int{1})) {
+		n++
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("item error %v, want one wrapping ErrClosed", err)
+		}
+	}
+	if n != 1 {
+		t.Errorf("Map yielded %d items, want 1", n)
+	}
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	}
+	checkCounts(t, p.Metrics(), counts{Submitted: 1, Canceled: 1})
+}
+
 func TestMapErrorThatStopsTheConsumerStopsUpstream(t *testing.T) {
 	checkNoLeak(t)
 	errBad := errors.New("bad")

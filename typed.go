@@ -257,8 +257,9 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	if !dl.IsZero() {
 		w.disarm()
 	}
-	if own := rc.ownErr(); own != nil {
-		err = own // timed out, or Shutdown gave up on it
+	own := rc.ownErr() // timed out, or Shutdown gave up on it
+	if own != nil {
+		err = own
 	}
 	w.endAttempt(rc)
 	if err == nil {
@@ -266,6 +267,11 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		if t.sink != nil {
 			t.sink.done(t.slot, out, nil)
 		}
+		return
+	}
+	if own == context.Canceled {
+		// Shutdown gave up on it: no retry, and the error a Result gets.
+		p.drop(t, ErrClosed)
 		return
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
