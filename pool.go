@@ -101,13 +101,17 @@ type worker[In, Out any] struct {
 	// waker, read by the worker after the wake-up.
 	hand   task[In, Out]
 	handed bool
+	// busy: the worker holds a job it took from the queue (or was
+	// handed), from the taking until it comes back for the next. Guarded
+	// by p.mu, which both ends hold anyway, so counting Running costs the
+	// hot path nothing.
+	busy bool
 
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
 	succeeded atomic.Uint64
 	failed    atomic.Uint64
 
 	curJob atomic.Pointer[job[In, Out]] // the running submitted job, for Cancel and Shutdown
-	busy   atomic.Bool                  // running a fire-and-forget job
 
 	// The per-attempt timeout timer, reused across attempts.
 	tmu      sync.Mutex
@@ -226,7 +230,7 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		Workers:   len(p.all),
 	}
 	for _, w := range p.all {
-		if w.busy.Load() || w.curJob.Load() != nil {
+		if w.busy {
 			m.Running++
 		}
 		m.Succeeded += w.succeeded.Load()
@@ -277,7 +281,7 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		w = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		w.hand, _ = p.ring.Pop()
-		w.handed = true
+		w.handed, w.busy = true, true
 	}
 	p.mu.Unlock()
 	if w != nil {
@@ -376,12 +380,15 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 				w.run(t)
 			}
 			p.mu.Lock()
+			w.busy = false
 			continue
 		}
+		w.busy = true
 		p.passRoom()
 		p.mu.Unlock()
 		w.run(t)
 		p.mu.Lock()
+		w.busy = false
 	}
 }
 

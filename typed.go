@@ -251,9 +251,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
 	}
-	w.busy.Store(true)
 	out, err := p.call(rc, t.in)
-	w.busy.Store(false)
 	if !dl.IsZero() {
 		w.disarm()
 	}
