@@ -55,7 +55,7 @@ type Metrics struct {
 	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
 	Retried   uint64 // extra attempts scheduled
 
-	Running int64 // handlers running on the pool's workers now
+	Running int64 // jobs the pool's workers hold now: taken from the queue, running or about to
 	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
 
 	Workers int // worker goroutines alive
