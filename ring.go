@@ -80,22 +80,30 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	v, r.buf[r.head] = r.buf[r.head], zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
-	// Shrink once the ring has stayed a quarter full for a while: after
-	// halving it is at most half full, so it must double its depth before
-	// it grows again, and the copy is paid for by the pops that waited.
+	if r.n <= len(r.buf)/4 {
+		r.fallen()
+	} else if r.low != 0 {
+		r.low = 0
+	}
+	return v, true
+}
+
+// fallen runs after a Pop left the ring at most a quarter full. Kept out of
+// Pop, so that Pop stays small enough to inline into a pool's locked
+// section. It shrinks the ring once it has stayed a quarter full for a
+// while: after halving it is at most half full, so it must double its depth
+// before it grows again, and the copy is paid for by the pops that waited.
+func (r *Ring[T]) fallen() {
 	if r.n == 0 && len(r.buf) > maxIdleSlots {
 		// Drained after a large burst: let go of the array. Refilling
 		// grows it again in doubling steps, amortised O(1) per item;
 		// smaller rings keep theirs, so bursts don't churn them.
 		r.buf, r.head, r.low = nil, 0, 0
-	} else if len(r.buf) > minRingSlots && r.n <= len(r.buf)/4 {
+	} else if len(r.buf) > minRingSlots {
 		if r.low++; r.low >= len(r.buf) {
 			r.resize(len(r.buf) / 2)
 		}
-	} else {
-		r.low = 0
 	}
-	return v, true
 }
 
 // resize moves the items into a backing array of size slots, oldest first.
