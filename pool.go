@@ -106,6 +106,10 @@ type worker[In, Out any] struct {
 	// by p.mu, which both ends hold anyway, so counting Running costs the
 	// hot path nothing.
 	busy bool
+	// fired: the fire-and-forget jobs without a sink that the worker ran
+	// to success, counted under p.mu as it comes back for the next job,
+	// in the same critical section that clears busy.
+	fired uint64
 
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
 	succeeded atomic.Uint64
@@ -134,6 +138,27 @@ var _ Buffer[int] = (*queue[int])(nil)
 // Pool is a fixed, resizable set of workers running a typed handler over a
 // bounded queue. Every method is safe for concurrent use. See New.
 type Pool[In, Out any] struct {
+	// The fields are laid out by cache line (a Pool is allocated in a size
+	// class that is a multiple of 64 bytes, so it starts on a line; see
+	// TestPoolLayout). Every submission and dequeue takes mu and touches
+	// line 0; they read lines 1 and 2, which change rarely; line 3 onwards
+	// is read-mostly, and what submitters write on their own goes last.
+
+	// Line 0: the lock and the bounded queue beside it.
+	mu   sync.Mutex
+	ring queue[task[In, Out]]
+
+	// Lines 1 and 2: read under mu on the hot paths, written rarely.
+	retries   Ring[task[In, Out]] // retries whose backoff ended; unbounded
+	target    int
+	idle      []*worker[In, Out]
+	all       []*worker[In, Out]
+	waiters   int // submitters waiting for room
+	closing   bool
+	abandoned bool
+	drainDone bool
+	_         [5]byte
+
 	// Read on every job, written once (or, quitting, at a give-up).
 	h        Handler[In, Out]
 	def      Policy        // the pool default merged over the library defaults
@@ -141,27 +166,12 @@ type Pool[In, Out any] struct {
 	quit     chan struct{} // closed when intake stops
 	drained  chan struct{} // closed when everything accepted has ended
 	quitting atomic.Bool   // abandoned, for workers holding a job outside mu
+	_        [64]byte
 
-	// What every submission and dequeue touch under mu: kept together,
-	// starting with the lock, and padded off from the fields around them,
-	// which other cores read or write meanwhile.
-	_         [64]byte
-	mu        sync.Mutex
-	ring      queue[task[In, Out]] // the bounded queue, beside its lock
-	retries   Ring[task[In, Out]]  // retries whose backoff ended; unbounded
-	idle      []*worker[In, Out]
-	all       []*worker[In, Out]
-	target    int
-	submitted uint64
-	waiters   int // submitters waiting for room
-	closing   bool
-	abandoned bool
-	drainDone bool
-	_         [64]byte
-
-	backoffs map[*job[In, Out]]struct{}
-	inline   []*worker[In, Out] // records of handlers running nested jobs inline
-	limbo    int                // jobs a timeout is ending, in no queue meanwhile
+	submitted uint64 // guarded by mu; written by submitters alone
+	backoffs  map[*job[In, Out]]struct{}
+	inline    []*worker[In, Out] // records of handlers running nested jobs inline
+	limbo     int                // jobs a timeout is ending, in no queue meanwhile
 
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
 }
@@ -233,7 +243,7 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		if w.busy {
 			m.Running++
 		}
-		m.Succeeded += w.succeeded.Load()
+		m.Succeeded += w.succeeded.Load() + w.fired
 		m.Failed += w.failed.Load()
 	}
 	return m
@@ -357,8 +367,11 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.retire(w)
 			return
 		}
-		t, ok := p.retries.Pop()
-		if !ok {
+		var t task[In, Out]
+		var ok bool
+		if p.retries.Len() > 0 {
+			t, ok = p.retries.Pop()
+		} else {
 			t, ok = p.ring.Pop()
 		}
 		if !ok {
@@ -377,33 +390,40 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 				// The waker set hand before the wake-up, under p.mu.
 				t = w.hand
 				w.hand, w.handed = task[In, Out]{}, false
-				w.run(t)
+				ok = w.run(t)
 			}
 			p.mu.Lock()
 			w.busy = false
+			if ok {
+				w.fired++
+			}
 			continue
 		}
 		w.busy = true
 		p.passRoom()
 		p.mu.Unlock()
-		w.run(t)
+		ok = w.run(t)
 		p.mu.Lock()
 		w.busy = false
+		if ok {
+			w.fired++
+		}
 	}
 }
 
 // run runs one job taken from the queue, unless Shutdown has given up on
-// the jobs meanwhile.
-func (w *worker[In, Out]) run(t task[In, Out]) {
+// the jobs meanwhile. It reports a fire-and-forget job that succeeded and
+// is left for the caller to count in w.fired.
+func (w *worker[In, Out]) run(t task[In, Out]) bool {
 	if w.p.quitting.Load() {
 		w.p.drop(t, ErrClosed)
-		return
+		return false
 	}
 	if t.j != nil {
 		w.runJob(t)
-	} else {
-		w.runFire(t)
+		return false
 	}
+	return w.runFire(t)
 }
 
 // retire removes w from the pool, keeping its counts. p.mu is held and is
@@ -417,7 +437,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 			break
 		}
 	}
-	p.succeeded.Add(w.succeeded.Load())
+	p.succeeded.Add(w.succeeded.Load() + w.fired)
 	p.failed.Add(w.failed.Load())
 	p.checkDrained()
 	p.mu.Unlock()

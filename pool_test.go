@@ -11,6 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -1211,4 +1212,38 @@ func TestNewWithWithFnPanicsAndLeaksNothing(t *testing.T) {
 	mustPanic(t, "WithFn", func() {
 		New(2, func(context.Context, int) (int, error) { return 0, nil }, fn)
 	})
+}
+
+// TestPoolLayout pins the cache-line layout that Pool's comment describes:
+// the lock and the queue share line 0, the fields read on the hot paths end
+// before line 3, and a Pool starts on a line.
+func TestPoolLayout(t *testing.T) {
+	var p Pool[int, int]
+	const line = 64
+	if off := unsafe.Offsetof(p.mu); off != 0 {
+		t.Errorf("mu at offset %d, want 0", off)
+	}
+	if end := unsafe.Offsetof(p.ring) + unsafe.Sizeof(p.ring); end > line {
+		t.Errorf("ring ends at offset %d, past line 0", end)
+	}
+	if off := unsafe.Offsetof(p.h); off != 3*line {
+		t.Errorf("h at offset %d, want %d: the hot fields before it moved", off, 3*line)
+	}
+	if sub, q := unsafe.Offsetof(p.submitted), unsafe.Offsetof(p.quitting); sub/line == q/line {
+		t.Errorf("submitted (offset %d) shares a line with the read-mostly fields (quitting at %d)", sub, q)
+	}
+	check := func(name string, ptr unsafe.Pointer) {
+		if a := uintptr(ptr) % line; a != 0 {
+			t.Errorf("%s allocated at %d mod %d: its size class is not a multiple of a line", name, a, line)
+		}
+	}
+	for range 8 {
+		pi := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
+		ps := New(1, func(_ context.Context, s string) ([]byte, error) { return []byte(s), nil })
+		q := NewPool(1)
+		check("Pool[int, int]", unsafe.Pointer(pi))
+		check("Pool[string, []byte]", unsafe.Pointer(ps))
+		check("Queue's pool", unsafe.Pointer(q.p))
+		_, _, _ = pi.Close(), ps.Close(), q.p.Close()
+	}
 }

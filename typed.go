@@ -226,12 +226,13 @@ func deadline(pol *Policy, start, now time.Time) time.Time {
 	return d
 }
 
-// runFire runs a fire-and-forget job on w.
-func (w *worker[In, Out]) runFire(t task[In, Out]) {
+// runFire runs a fire-and-forget job on w. It reports a job without a sink
+// that succeeded, which it leaves for its caller to count.
+func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	p := w.p
 	if err := t.ctx.Err(); err != nil {
 		p.drop(t, err) // its ctx ended while it waited
-		return
+		return false
 	}
 	pol := t.pol
 	var start, dl time.Time
@@ -246,7 +247,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		// too early to see it: it must not start.
 		w.endAttempt(rc)
 		p.drop(t, ErrClosed)
-		return
+		return false
 	}
 	if !dl.IsZero() {
 		w.arm(rc, gen, nil, 1, dl)
@@ -261,16 +262,17 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 	}
 	w.endAttempt(rc)
 	if err == nil {
-		w.succeeded.Add(1)
-		if t.sink != nil {
-			t.sink.done(t.slot, out, nil)
+		if t.sink == nil {
+			return true
 		}
-		return
+		w.succeeded.Add(1)
+		t.sink.done(t.slot, out, nil)
+		return false
 	}
 	if own == context.Canceled {
 		// Shutdown gave up on it: no retry, and the error a Result gets.
 		p.drop(t, ErrClosed)
-		return
+		return false
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
 		// Only now does the job need a record of its own.
@@ -282,7 +284,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		}
 		j.state.Store(mkState(1, phaseFinishing))
 		j.retryLater(1, err, delay)
-		return
+		return false
 	}
 	err = finalErr(pol, t.ctx, 1, err, nil)
 	p.count(w, err)
@@ -290,6 +292,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) {
 		var zero Out
 		t.sink.done(t.slot, zero, err)
 	}
+	return false
 }
 
 // submitItem queues in for Map, waiting for room like Submit: the outcome
