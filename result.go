@@ -97,7 +97,12 @@ type Result[T any] struct {
 	mu     sync.Mutex
 	ch     chan struct{} // made on demand by Done; closed on completion
 	wantCh atomic.Bool   // ch exists, or is about to (or, since onDone, hook)
-	hook   func()        // onDone: added for stage.go; runs once on completion
+	// Flags of the job behind the Result, kept here where they fill the
+	// padding after wantCh. nested marks a job submitted from a handler of
+	// its own pool: whoever awaits it while it is still queued runs it.
+	// awaited: a handler awaits such a job; guarded by the pool's lock.
+	nested, awaited bool
+	hook            func() // onDone: added for stage.go; runs once on completion
 }
 
 // failed returns a completed Result holding err.
