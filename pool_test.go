@@ -1247,3 +1247,33 @@ func TestPoolLayout(t *testing.T) {
 		_, _, _ = pi.Close(), ps.Close(), q.p.Close()
 	}
 }
+
+// TestMetricsCountGoJobsOnALivePool checks the counts of fire-and-forget
+// jobs while the pool is still up: once its workers have gone idle, every
+// accepted job shows as succeeded or failed, and none as running or queued.
+// (Workers count a Go job's success as they come back for the next job;
+// Close folds their counts into the pool's, so only a live pool shows
+// whether Metrics reads them.)
+func TestMetricsCountGoJobsOnALivePool(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		p := New(3, mixed, WithQueueSize(100))
+		defer p.Close()
+		want := Metrics{Workers: 3}
+		for i := range 90 {
+			if err := p.Go(ctx, i); err != nil {
+				t.Fatalf("Go(%d): %v", i, err)
+			}
+			want.Submitted++
+			if mixedOutcome(i) == "succeeded" {
+				want.Succeeded++
+			} else {
+				want.Failed++
+			}
+		}
+		synctest.Wait() // every worker is idle, waiting for a job
+		if diff := cmp.Diff(want, p.Metrics()); diff != "" {
+			t.Errorf("Metrics of an idle live pool (-want +got):\n%s", diff)
+		}
+	})
+}
