@@ -110,6 +110,10 @@ type worker[In, Out any] struct {
 	// to success, counted under p.mu as it comes back for the next job,
 	// in the same critical section that clears busy.
 	fired uint64
+	// plain: the worker's last attempt was a fire-and-forget one without a
+	// deadline, which nothing cancels late (see runFire). Only the
+	// worker's goroutine touches it.
+	plain bool
 
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
 	succeeded atomic.Uint64

@@ -238,7 +238,18 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 		dl = deadline(pol, start, start)
 	}
 	rc := w.rc.Load()
-	gen := rc.begin(t.ctx, dl)
+	var gen uint64
+	if w.plain && dl.IsZero() && rc.state.Load()&ctxFlags == 0 {
+		// The last attempt on rc was a fire-and-forget one without a
+		// deadline too, and it ended clean: no timer, Cancel or watch
+		// can reach it late, so this attempt may take over its
+		// generation and spare begin's atomic operation. Shutdown's
+		// give-up cancels whatever runs on rc, this attempt included.
+		rc.parent = t.ctx
+	} else {
+		gen = rc.begin(t.ctx, dl)
+	}
+	w.plain = dl.IsZero()
 	if p.quitting.Load() {
 		// Shutdown gave up on the jobs after this one left the queue,
 		// too early to see it: it must not start.
@@ -346,6 +357,7 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	}
 	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
+	w.plain = false // Cancel and the timer may reach this attempt late
 	w.curJob.Store(j)
 	// Cancel may have ended the attempt before it could see curJob, and
 	// Shutdown may have given up on the jobs before it could see j.
