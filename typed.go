@@ -116,7 +116,7 @@ func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
 //
 // Cost: one allocation (the Result, 144 bytes for small In and Out) with no
 // policy or the pool's, one more with a policy of its own. Measured on 2
-// cores, Submit plus Await of a trivial job costs about 320-480 ns, 4 to 5
+// cores, Submit plus Await of a trivial job costs about 320-480 ns, about 4
 // times a hand-written channel pool with a result slot per job and faster
 // than the result APIs of pond, conc and errgroup (BenchmarkSubmitAwait here
 // and in internal/benchcmp). A Timeout adds a timer reset per attempt.
