@@ -88,11 +88,12 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	return v, true
 }
 
-// fallen runs after a Pop left the ring at most a quarter full. Kept out of
-// Pop, so that Pop stays small enough to inline into a pool's locked
-// section. It shrinks the ring once it has stayed a quarter full for a
-// while: after halving it is at most half full, so it must double its depth
-// before it grows again, and the copy is paid for by the pops that waited.
+// fallen runs after a Pop left the ring at most a quarter full; kept out of
+// Pop, so that a pop from a fuller ring, the busy pool's case, costs one
+// compare more than the move itself. It shrinks the ring once it has stayed
+// a quarter full for a while: after halving it is at most half full, so it
+// must double its depth before it grows again, and the copy is paid for by
+// the pops that waited.
 func (r *Ring[T]) fallen() {
 	if r.n == 0 && len(r.buf) > maxIdleSlots {
 		// Drained after a large burst: let go of the array. Refilling
