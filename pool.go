@@ -794,9 +794,17 @@ func (q *Queue) Shutdown(ctx context.Context) error { return q.p.Shutdown(ctx) }
 // Release stops intake and returns once every accepted job has ended.
 func (q *Queue) Release() { _ = q.p.Close() }
 
-// ownerKey is the context key under which a handler's ctx names its pool, so
-// a submission from inside a handler can be recognised (fork–join).
+// ownerKey is the context key under which a handler's ctx gives itself, so
+// that a submission made with it, or with a context derived from it, can be
+// recognised: to keep the ctx from reuse (see keep), and, when it is a
+// handler of the same pool, for fork–join.
 type ownerKey struct{}
+
+// handlerCtx returns the handler ctx that ctx is or derives from, if any.
+func handlerCtx(ctx context.Context) *runCtx {
+	rc, _ := ctx.Value(ownerKey{}).(*runCtx)
+	return rc
+}
 
 // runCtx flags, in the low bits of runCtx.state above which the attempt
 // generation counts.
@@ -981,7 +989,20 @@ func (c *runCtx) Err() error {
 
 func (c *runCtx) Value(key any) any {
 	if _, ok := key.(ownerKey); ok {
-		return c.owner
+		return c
 	}
 	return c.parent.Value(key)
+}
+
+// keep marks c as held beyond its attempt: a job was submitted with it, or
+// with a context derived from it. As after Done, the attempt's end then
+// cancels c and retires it, so the job never sees c reused for another
+// attempt, nor c made its own parent when the job runs on c's worker.
+func (c *runCtx) keep() {
+	if c.state.Load()&ctxShared != 0 {
+		return
+	}
+	c.mu.Lock()
+	c.share()
+	c.mu.Unlock()
 }

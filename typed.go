@@ -42,7 +42,11 @@ import (
 // it after the handler returns. Contexts derived from it (context.WithCancel
 // and the like), and its Done channel, are safe to keep: once a handler has
 // asked for them, the ctx is cancelled when the handler returns and is not
-// reused.
+// reused. The same holds once a job is submitted with it, or with a context
+// derived from it, to any Pool or through Map or Then: such a job that the
+// handler does not await is cancelled when the handler returns, unless it
+// has ended. To let a job outlive the handler, submit it with
+// context.WithoutCancel(ctx), which keeps the ctx's values.
 type Handler[In, Out any] func(ctx context.Context, in In) (Out, error)
 
 // New returns a pool of workers running h, ready for submissions. Options
@@ -148,8 +152,11 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pp}
 	j.ctl = j
 	j.wait.Add(1)
-	if ctx.Value(ownerKey{}) == any(p) {
-		j.nested, wait = true, false
+	if rc := handlerCtx(ctx); rc != nil {
+		rc.keep()
+		if rc.owner == any(p) {
+			j.nested, wait = true, false
+		}
 	}
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
 	if err == ErrQueueFull && j.nested {
@@ -191,6 +198,9 @@ func (p *Pool[In, Out]) fire(ctx context.Context, in In, pol []Policy, wait bool
 	}
 	pp, err := p.policy(pol)
 	if err == nil {
+		if rc := handlerCtx(ctx); rc != nil {
+			rc.keep()
+		}
 		err = p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, pol: pp}, wait)
 	}
 	if err != nil {

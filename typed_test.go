@@ -810,3 +810,76 @@ func TestAllocationBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestJobsSubmittedWithAHandlersCtxOutliveIt checks jobs that a handler
+// submits with its own ctx and does not await. Each worker reuses its
+// handlers' ctx, so such a job must not keep the ctx live and reused: it
+// would see the next job's values and cancellation, and, run on the same
+// worker, become its own parent (a stack overflow in Err or Value). A job
+// submitted with the handler's ctx is cancelled when the handler returns,
+// as any context derived from it is; one submitted with
+// context.WithoutCancel(ctx) runs, with the submission's values.
+func TestJobsSubmittedWithAHandlersCtxOutliveIt(t *testing.T) {
+	type seen struct {
+		Value any
+		Err   error
+	}
+	sameErr := cmp.Comparer(func(a, b error) bool { return a == b })
+	for _, tc := range []struct {
+		name   string
+		submit func(p *Pool[int, int], ctx context.Context) error
+		want   []seen // what the child, then the next job, saw
+	}{
+		{"Go with its ctx", func(p *Pool[int, int], ctx context.Context) error {
+			return p.Go(ctx, 1)
+		}, []seen{{"other", nil}}},
+		{"Submit with its ctx", func(p *Pool[int, int], ctx context.Context) error {
+			p.Submit(ctx, 1)
+			return nil
+		}, []seen{{"other", nil}}},
+		{"Go WithoutCancel", func(p *Pool[int, int], ctx context.Context) error {
+			return p.Go(context.WithoutCancel(ctx), 1)
+		}, []seen{{"parent", nil}, {"other", nil}}},
+		{"Submit WithoutCancel and a value", func(p *Pool[int, int], ctx context.Context) error {
+			p.Submit(context.WithValue(context.WithoutCancel(ctx), ctxKeyTyped{}, "child"), 1)
+			return nil
+		}, []seen{{"child", nil}, {"other", nil}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				got := make(chan seen, 8)
+				var p *Pool[int, int]
+				p = New(1, func(ctx context.Context, n int) (int, error) {
+					if n == 0 { // the parent: a child it does not await
+						return 0, tc.submit(p, ctx)
+					}
+					got <- seen{ctx.Value(ctxKeyTyped{}), ctx.Err()}
+					return n, nil
+				})
+				defer p.Close()
+				ctx := context.WithValue(context.Background(), ctxKeyTyped{}, "parent")
+				if _, err := p.Submit(ctx, 0).Await(ctx); err != nil {
+					t.Fatal(err)
+				}
+				// The next job on the single worker, queued behind
+				// the child, with other values.
+				if err := p.Go(context.WithValue(context.Background(), ctxKeyTyped{}, "other"), 2); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				close(got)
+				var all []seen
+				for s := range got {
+					all = append(all, s)
+				}
+				if diff := cmp.Diff(tc.want, all, sameErr); diff != "" {
+					t.Errorf("what the child and the next job saw (-want +got):\n%s", diff)
+				}
+				wantCanceled := uint64(2 - len(tc.want))
+				if m := p.Metrics(); m.Canceled != wantCanceled {
+					t.Errorf("Metrics().Canceled = %d, want %d", m.Canceled, wantCanceled)
+				}
+			})
+		})
+	}
+}
