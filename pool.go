@@ -333,7 +333,9 @@ func (w *worker[In, Out]) endAttempt(rc *runCtx) {
 
 // cancelRunning cancels the ctx of the running attempt of j, which Cancel
 // has just ended, wherever it runs. Cancel is rare: it looks for j rather
-// than have every attempt record where it runs.
+// than have every attempt record where it runs. It may cancel late, so the
+// attempt after any submitted job's must begin a new ctx generation
+// (attempt clears worker.plain).
 func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -619,6 +621,8 @@ func isCancellation(err error) bool {
 
 // arm starts the attempt timer: at deadline, the attempt's ctx is cancelled
 // and, for a submitted job, its attempt ends with context.DeadlineExceeded.
+// The timer may fire late, after disarm: so an attempt that arms it leaves
+// worker.plain false and the next attempt begins a new ctx generation.
 func (w *worker[In, Out]) arm(rc *runCtx, gen uint64, j *job[In, Out], k int, deadline time.Time) {
 	w.tmu.Lock()
 	w.armRC, w.armGen, w.armJob, w.armK, w.deadline = rc, gen, j, k, deadline
