@@ -178,3 +178,41 @@ func BenchmarkSubmitAwaitPolicy(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) { benchSubmitAwait(b, bc.pol...) })
 	}
 }
+
+// BenchmarkForkJoin has each job submit two children to its own pool with
+// its ctx and await them: the fork–join path (nested jobs, help, and the
+// handler ctx kept by its children). ns/op and allocs/op are per parent.
+func BenchmarkForkJoin(b *testing.B) {
+	var p *Pool[int, int]
+	p = New(benchWorkers(), func(ctx context.Context, n int) (int, error) {
+		if n == 0 {
+			return 1, nil
+		}
+		l, r := p.Submit(ctx, 0), p.Submit(ctx, 0)
+		x, err := l.Await(ctx)
+		if err != nil {
+			return 0, err
+		}
+		y, err := r.Await(ctx)
+		return x + y, err
+	}, WithQueueSize(1024))
+	ctx := context.Background()
+	const window = 64
+	rs := make([]*Result[int], 0, window)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs = append(rs, p.Submit(ctx, 1))
+		if len(rs) == window {
+			for _, r := range rs {
+				if v, err := r.Await(ctx); v != 2 || err != nil {
+					b.Fatalf("parent: %d, %v", v, err)
+				}
+			}
+			rs = rs[:0]
+		}
+	}
+	for _, r := range rs {
+		_, _ = r.Await(ctx)
+	}
+	_ = p.Close()
+}
