@@ -132,8 +132,8 @@ type worker[In, Out any] struct {
 }
 
 // queue is the Buffer a pool keeps its jobs in. It names a concrete type,
-// not the interface, so that a push or pop is a direct call the compiler can
-// inline into the pool's locked sections (through a Buffer interface value,
+// not the interface, so that a push or pop in the pool's locked sections is
+// a direct call rather than a dynamic one (through a Buffer interface value,
 // BenchmarkGo measured 13% slower). Any Buffer can be swapped in here.
 type queue[T any] = Ring[T]
 
@@ -380,7 +380,12 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 		} else {
 			t, ok = p.ring.Pop()
 		}
-		if !ok {
+		if ok {
+			w.busy = true
+			p.passRoom()
+			p.mu.Unlock()
+			ok = w.run(t)
+		} else {
 			if p.settled() {
 				// Nothing is left or can come back: every worker may go.
 				for len(p.idle) > 0 {
@@ -393,22 +398,13 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.mu.Unlock()
 			<-w.wake
 			if w.handed {
-				// The waker set hand before the wake-up, under p.mu.
+				// The waker set hand (and busy) before the wake-up,
+				// under p.mu.
 				t = w.hand
 				w.hand, w.handed = task[In, Out]{}, false
 				ok = w.run(t)
 			}
-			p.mu.Lock()
-			w.busy = false
-			if ok {
-				w.fired++
-			}
-			continue
 		}
-		w.busy = true
-		p.passRoom()
-		p.mu.Unlock()
-		ok = w.run(t)
 		p.mu.Lock()
 		w.busy = false
 		if ok {
@@ -804,9 +800,14 @@ func (q *Queue) Release() { _ = q.p.Close() }
 // handler of the same pool, for fork–join.
 type ownerKey struct{}
 
-// handlerCtx returns the handler ctx that ctx is or derives from, if any.
-func handlerCtx(ctx context.Context) *runCtx {
+// keepHandlerCtx returns the handler ctx that ctx is or derives from, if
+// any, marked as kept (see keep): the caller is about to submit a job that
+// holds ctx.
+func keepHandlerCtx(ctx context.Context) *runCtx {
 	rc, _ := ctx.Value(ownerKey{}).(*runCtx)
+	if rc != nil {
+		rc.keep()
+	}
 	return rc
 }
 

@@ -337,10 +337,7 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	if !c.ordered {
 		m.free = make([]int32, c.window)
 	}
-	rc := handlerCtx(ctx)
-	if rc != nil {
-		rc.keep() // the items hold ctx, whichever way they go
-	}
+	rc := keepHandlerCtx(ctx) // the items hold ctx, whichever way they go
 	if p, ok := s.(*Pool[In, Out]); ok && (rc == nil || rc.owner != any(p)) {
 		// Not from a handler of p itself, where waiting for room could
 		// deadlock: that case keeps Submit's fork–join handling.

@@ -152,11 +152,8 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pp}
 	j.ctl = j
 	j.wait.Add(1)
-	if rc := handlerCtx(ctx); rc != nil {
-		rc.keep()
-		if rc.owner == any(p) {
-			j.nested, wait = true, false
-		}
+	if rc := keepHandlerCtx(ctx); rc != nil && rc.owner == any(p) {
+		j.nested, wait = true, false
 	}
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
 	if err == ErrQueueFull && j.nested {
@@ -198,9 +195,7 @@ func (p *Pool[In, Out]) fire(ctx context.Context, in In, pol []Policy, wait bool
 	}
 	pp, err := p.policy(pol)
 	if err == nil {
-		if rc := handlerCtx(ctx); rc != nil {
-			rc.keep()
-		}
+		keepHandlerCtx(ctx)
 		err = p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, pol: pp}, wait)
 	}
 	if err != nil {
