@@ -119,7 +119,14 @@ type worker[In, Out any] struct {
 	succeeded atomic.Uint64
 	failed    atomic.Uint64
 
-	curJob atomic.Pointer[job[In, Out]] // the running submitted job, for Cancel and Shutdown
+	// cur: the submitted job the worker took from the queue, was handed,
+	// or runs inline, from the taking until it comes back for the next,
+	// for Cancel and Shutdown to find. Guarded by p.mu, which both ends
+	// hold anyway, so it costs the hot path no atomic operation. The
+	// entry may be stale (someone else claimed the job), so whoever
+	// reads it checks the job's state or tolerates acting on an ended
+	// attempt.
+	cur *job[In, Out]
 
 	// The per-attempt timeout timer, reused across attempts.
 	tmu      sync.Mutex
@@ -295,7 +302,7 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		w = p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		w.hand, _ = p.ring.Pop()
-		w.handed, w.busy = true, true
+		w.handed, w.busy, w.cur = true, true, w.hand.j
 	}
 	p.mu.Unlock()
 	if w != nil {
@@ -333,25 +340,24 @@ func (w *worker[In, Out]) endAttempt(rc *runCtx) {
 
 // cancelRunning cancels the ctx of the running attempt of j, which Cancel
 // has just ended, wherever it runs. Cancel is rare: it looks for j rather
-// than have every attempt record where it runs. It may cancel late, so the
-// attempt after any submitted job's must begin a new ctx generation
-// (attempt clears worker.plain).
+// than have every attempt record where it runs.
+//
+// It cancels the current ctx generation of every worker whose cur is j.
+// While p.mu is held such a worker begins no other attempt, so at worst
+// the generation is one that has ended: a stale entry's (the job was
+// claimed elsewhere), or that of j's attempt which ended meanwhile, or the
+// one before j's attempt, if the worker has not begun it yet (attempt then
+// sees j ended and does not run it). Each of those is harmless, as the
+// next attempt on that ctx begins a new generation (attempt clears
+// worker.plain, and begin clears a cancelled ctx).
 func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, list := range [][]*worker[In, Out]{p.all, p.inline} {
 		for _, w := range list {
-			if w.curJob.Load() != j {
-				continue
+			if w.cur == j {
+				w.rc.Load().cancelCurrent(context.Canceled)
 			}
-			rc := w.rc.Load()
-			g := rc.state.Load() >> 2
-			// The worker may have moved on between the loads; j
-			// cannot come back to it, as it has ended.
-			if w.curJob.Load() == j {
-				rc.cancel(g, context.Canceled)
-			}
-			return
 		}
 	}
 }
@@ -381,7 +387,7 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			t, ok = p.ring.Pop()
 		}
 		if ok {
-			w.busy = true
+			w.busy, w.cur = true, t.j
 			p.passRoom()
 			p.mu.Unlock()
 			ok = w.run(t)
@@ -406,7 +412,7 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			}
 		}
 		p.mu.Lock()
-		w.busy = false
+		w.busy, w.cur = false, nil
 		if ok {
 			w.fired++
 		}
@@ -523,16 +529,24 @@ func (p *Pool[In, Out]) abandon() {
 		p.wakeOne() // nothing is left for them: let them exit
 	}
 	running := append(append([]*worker[In, Out](nil), p.all...), p.inline...)
+	var held []*job[In, Out] // the jobs the workers hold, running or about to
+	for _, w := range running {
+		if w.cur != nil {
+			held = append(held, w.cur)
+		}
+	}
 	p.checkDrained()
 	p.mu.Unlock()
 
 	for _, t := range left {
 		p.drop(t, ErrClosed)
 	}
+	// A held job that has not begun its attempt yet is left to it: attempt
+	// sees quitting and ends the job with ErrClosed.
+	for _, j := range held {
+		j.end(phaseRunning, ErrClosed)
+	}
 	for _, w := range running {
-		if j := w.curJob.Load(); j != nil {
-			j.end(phaseRunning, ErrClosed)
-		}
 		w.rc.Load().cancelCurrent(context.Canceled)
 	}
 }

@@ -3,6 +3,7 @@ package jobq
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -223,6 +224,48 @@ func TestCancelRunningJobCancelsItsCtx(t *testing.T) {
 			t.Errorf("after the handler returned: Await = %d, %v; want 0, context.Canceled", got, err)
 		}
 		checkCounts(t, p.Metrics(), counts{Submitted: 1, Canceled: 1})
+	})
+}
+
+// A handler that ignores its timeout keeps its worker, still holding the
+// job, while the job's retry runs on another worker: Cancel must reach the
+// retry's ctx, not stop at the timed-out attempt.
+func TestCancelReachesTheRetryOfATimedOutAttemptThatStillRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		firstStarted := make(chan struct{})
+		secondStarted := make(chan struct{})
+		release := make(chan struct{})
+		observed := make(chan error, 1)
+		p := New(1, func(ctx context.Context, in int) (int, error) {
+			if calls.Add(1) == 1 {
+				close(firstStarted)
+				<-release // ignores its ctx and its timeout
+				return 0, errors.New("late")
+			}
+			close(secondStarted)
+			<-ctx.Done()
+			observed <- ctx.Err()
+			return 0, ctx.Err()
+		})
+		r := p.Submit(context.Background(), 1,
+			Policy{MaxAttempts: 2, Timeout: time.Second, Backoff: Constant(time.Millisecond)})
+		<-firstStarted
+		// The retry needs a worker: the first one holds the timed-out
+		// attempt, and comes later in the pool's list than this one.
+		p.Resize(2)
+		time.Sleep(time.Second + time.Millisecond)
+		<-secondStarted
+
+		r.Cancel()
+		if err := <-observed; !errors.Is(err, context.Canceled) {
+			t.Errorf("retry's ctx.Err() = %v, want context.Canceled", err)
+		}
+		if _, err := r.Await(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Errorf("Await error = %v, want context.Canceled", err)
+		}
+		close(release)
+		p.Close()
 	})
 }
 

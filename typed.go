@@ -363,12 +363,11 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
 	w.plain = false // Cancel and the timer may reach this attempt late
-	w.curJob.Store(j)
-	// Cancel may have ended the attempt before it could see curJob, and
-	// Shutdown may have given up on the jobs before it could see j.
+	// Cancel may have ended the attempt before begin, cancelling the ctx
+	// generation before it, and Shutdown may have given up on the jobs
+	// before the worker took j.
 	if j.state.Load() != mkState(k, phaseRunning) || p.quitting.Load() {
 		j.end(phaseRunning, ErrClosed) // no-op unless quitting
-		w.curJob.Store(nil)
 		w.endAttempt(rc)
 		return
 	}
@@ -379,7 +378,6 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	if !dl.IsZero() {
 		w.disarm()
 	}
-	w.curJob.Store(nil)
 	w.endAttempt(rc)
 	j.finish(w, k, out, err)
 }
@@ -542,6 +540,7 @@ func (j *job[In, Out]) runInline() {
 func (j *job[In, Out]) runAttempt(k int) {
 	p := j.p
 	w := p.newWorker()
+	w.cur = j // for Cancel and Shutdown, like a worker's
 	p.mu.Lock()
 	p.inline = append(p.inline, w)
 	p.mu.Unlock()
