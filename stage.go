@@ -247,7 +247,7 @@ func InFlight(n int) MapOption {
 // allocates nothing per item; over another Stage, each item costs that
 // stage's Submit. Each iteration allocates about InFlight+8 small objects.
 // Measured on 2 cores, three chained Map stages over Pools of trivial
-// handlers take about 470-620 ns per item, 2 to 2.8 times three hand-written
+// handlers take about 450-670 ns per item, 2 to 2.8 times three hand-written
 // goroutine-and-channel stages (BenchmarkPipeline3). Stopping early over a
 // Pool returns at once: running handlers see their ctx cancelled and their
 // outcomes are dropped.

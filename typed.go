@@ -120,7 +120,7 @@ func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
 //
 // Cost: one allocation (the Result, 144 bytes for small In and Out) with no
 // policy or the pool's, one more with a policy of its own. Measured on 2
-// cores, Submit plus Await of a trivial job costs about 320-480 ns, about 4
+// cores, Submit plus Await of a trivial job costs about 250-420 ns, about 4
 // times a hand-written channel pool with a result slot per job and faster
 // than the result APIs of pond, conc and errgroup (BenchmarkSubmitAwait here
 // and in internal/benchcmp). A Timeout adds a timer reset per attempt.
@@ -181,7 +181,7 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 // outcome is taken when the handler returns.
 //
 // Cost: no allocation without a policy of its own (one with one). Measured
-// on 2 cores, a trivial job costs about 140-180 ns end to end, about 2
+// on 2 cores, a trivial job costs about 100-200 ns end to end, 1.5 to 2.3
 // times a plain worker pool fed through a buffered channel (BenchmarkGo
 // beside BenchmarkChannelPool).
 func (p *Pool[In, Out]) Go(ctx context.Context, in In, pol ...Policy) error {
