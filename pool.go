@@ -122,7 +122,8 @@ type worker[In, Out any] struct {
 	// cur: the submitted job the worker took from the queue, was handed,
 	// or runs inline, from the taking until it comes back for the next,
 	// for Cancel and Shutdown to find. Guarded by p.mu, which both ends
-	// hold anyway, so it costs the hot path no atomic operation. The
+	// hold anyway, so it costs the hot path no atomic operation (an
+	// inline record sets it before p.mu publishes the record). The
 	// entry may be stale (someone else claimed the job), so whoever
 	// reads it checks the job's state or tolerates acting on an ended
 	// attempt.
@@ -347,9 +348,10 @@ func (w *worker[In, Out]) endAttempt(rc *runCtx) {
 // the generation is one that has ended: a stale entry's (the job was
 // claimed elsewhere), or that of j's attempt which ended meanwhile, or the
 // one before j's attempt, if the worker has not begun it yet (attempt then
-// sees j ended and does not run it). Each of those is harmless, as the
-// next attempt on that ctx begins a new generation (attempt clears
-// worker.plain, and begin clears a cancelled ctx).
+// sees j ended and does not run it). Each of those is harmless: the ctx is
+// left with its cancelled flag set, before the worker takes its next task,
+// so that task's attempt begins a new generation, begin clearing the flag
+// (runFire's plain path, which skips begin, requires the flags clear).
 func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -541,8 +543,8 @@ func (p *Pool[In, Out]) abandon() {
 	for _, t := range left {
 		p.drop(t, ErrClosed)
 	}
-	// A held job that has not begun its attempt yet is left to it: attempt
-	// sees quitting and ends the job with ErrClosed.
+	// A held job its worker has not claimed yet is left to it: run or
+	// attempt sees quitting and ends the job with ErrClosed.
 	for _, j := range held {
 		j.end(phaseRunning, ErrClosed)
 	}

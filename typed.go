@@ -365,7 +365,8 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	w.plain = false // Cancel and the timer may reach this attempt late
 	// Cancel may have ended the attempt before begin, cancelling the ctx
 	// generation before it, and Shutdown may have given up on the jobs
-	// before the worker took j.
+	// before this goroutine claimed j, or before an inline runner's record
+	// was published.
 	if j.state.Load() != mkState(k, phaseRunning) || p.quitting.Load() {
 		j.end(phaseRunning, ErrClosed) // no-op unless quitting
 		w.endAttempt(rc)
