@@ -251,8 +251,8 @@ func TestCancelReachesTheRetryOfATimedOutAttemptThatStillRuns(t *testing.T) {
 		r := p.Submit(context.Background(), 1,
 			Policy{MaxAttempts: 2, Timeout: time.Second, Backoff: Constant(time.Millisecond)})
 		<-firstStarted
-		// The retry needs a worker: the first one holds the timed-out
-		// attempt, and comes later in the pool's list than this one.
+		// The retry needs a second worker: the first, which comes first
+		// in the pool's list, holds the timed-out attempt.
 		p.Resize(2)
 		time.Sleep(time.Second + time.Millisecond)
 		<-secondStarted
