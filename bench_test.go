@@ -109,6 +109,50 @@ func BenchmarkChannelPoolResults(b *testing.B) {
 	workers.Wait()
 }
 
+// BenchmarkChannelPoolFutures is the floor of a future per job: the channel
+// pool of BenchmarkChannelPoolResults, but each submission allocates its own
+// future (32 bytes: input, output, WaitGroup), which the worker completes
+// and the submitter awaits, in windows of 256 as BenchmarkSubmitAwait does.
+// Its gap to BenchmarkChannelPoolResults is what any API that hands out a
+// future per job pays for the allocation and its garbage.
+func BenchmarkChannelPoolFutures(b *testing.B) {
+	type future struct {
+		in, out int
+		wg      sync.WaitGroup
+	}
+	ch := make(chan *future, 1024)
+	var workers sync.WaitGroup
+	for range benchWorkers() {
+		workers.Go(func() {
+			for f := range ch {
+				f.out = f.in * 2
+				f.wg.Done()
+			}
+		})
+	}
+	const window = 256
+	fs := make([]*future, 0, window)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f := &future{in: i}
+		f.wg.Add(1)
+		ch <- f
+		fs = append(fs, f)
+		if i++; len(fs) == window {
+			for _, f := range fs {
+				f.wg.Wait()
+			}
+			fs = fs[:0]
+		}
+	}
+	for _, f := range fs {
+		f.wg.Wait()
+	}
+	close(ch)
+	workers.Wait()
+}
+
 func BenchmarkSubmitAwait(b *testing.B) { benchSubmitAwait(b) }
 
 // benchSubmitAwait submits b.N trivial jobs with pol and awaits them in

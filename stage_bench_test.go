@@ -26,10 +26,12 @@ const pipelineBuffer = 1024
 
 // BenchmarkPipeline3 streams b.N ints through three trivial stages of
 // GOMAXPROCS workers each: hand-written goroutine-and-channel stages (the
-// floor), and three Pools chained with Map and Values, unordered and
-// Ordered. ns/op and allocs/op are per item.
+// floor); the same channel stages driven the way Map drives a stage
+// (channels-map, the floor of Map's design); and three Pools chained with
+// Map and Values, unordered and Ordered. ns/op and allocs/op are per item.
 func BenchmarkPipeline3(b *testing.B) {
 	b.Run("channels", benchPipelineChannels)
+	b.Run("channels-map", benchPipelineChannelsMap)
 	b.Run("jobq", func(b *testing.B) { benchPipelineMap(b) })
 	b.Run("jobq-ordered", func(b *testing.B) { benchPipelineMap(b, Ordered()) })
 }
@@ -77,6 +79,86 @@ func channelStage(in <-chan int, workers int, f func(int) int) <-chan int {
 		close(out)
 	}()
 	return out
+}
+
+// benchPipelineChannelsMap runs the hand-written channel stages as Map runs
+// its stages: one goroutine pulls the source, hands each item to a stage,
+// and yields each result, with at most DefaultInFlight items of a stage in
+// flight, and nothing pulled ahead of the consumer. It is what Map's
+// contract costs over the cheapest transport there is: the gap between it
+// and the channels floor is the price of driving every stage from the
+// consuming goroutine (no goroutine of Map's own to leave behind or wait
+// for when the consumer stops), not of jobq's pools.
+func benchPipelineChannelsMap(b *testing.B) {
+	b.ReportAllocs()
+	workers := runtime.GOMAXPROCS(0)
+	n := b.N
+	var seq iter.Seq[int] = func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	for _, f := range pipelineStages {
+		seq = channelMap(seq, workers, f)
+	}
+	b.ResetTimer()
+	got := 0
+	for v := range seq {
+		got += v
+	}
+	b.StopTimer()
+	if want := pipelineSum(n); got != want {
+		b.Fatalf("sum of outputs = %d, want %d", got, want)
+	}
+}
+
+// channelMap is Map's loop over a channel stage of workers goroutines
+// applying f: each item pulled from in is sent to the stage; results that
+// have come back are yielded before the next pull, and once DefaultInFlight
+// items are out, the next result is awaited first.
+func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		todo := make(chan int, DefaultInFlight)
+		done := make(chan int, DefaultInFlight)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for x := range todo {
+					done <- f(x)
+				}
+			})
+		}
+		defer wg.Wait()
+		defer close(todo)
+		inFlight := 0
+		for v := range in {
+			todo <- v
+			if inFlight++; inFlight == DefaultInFlight {
+				inFlight--
+				if !yield(<-done) {
+					return
+				}
+			}
+			for more := true; more && inFlight > 0; {
+				select {
+				case r := <-done:
+					inFlight--
+					if !yield(r) {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+		}
+		for ; inFlight > 0; inFlight-- {
+			if !yield(<-done) {
+				return
+			}
+		}
+	}
 }
 
 func benchPipelineMap(b *testing.B, opts ...MapOption) {
