@@ -258,6 +258,10 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		m.Succeeded += w.succeeded.Load() + w.fired
 		m.Failed += w.failed.Load()
 	}
+	for _, w := range p.inline {
+		m.Succeeded += w.succeeded.Load()
+		m.Failed += w.failed.Load()
+	}
 	return m
 }
 
@@ -394,8 +398,11 @@ func (p *Pool[In, Out]) work(w *worker[In, Out]) {
 			p.mu.Unlock()
 			ok = w.run(t)
 		} else {
-			if p.settled() {
+			if p.settled() && (p.abandoned || !p.anyBusy()) {
 				// Nothing is left or can come back: every worker may go.
+				// A job a worker holds can come back as a retry (its
+				// timeout fires while its handler ignores ctx), so while
+				// one does, unless Shutdown gave up, idle workers stay.
 				for len(p.idle) > 0 {
 					p.wakeOne()
 				}
@@ -434,6 +441,16 @@ func (w *worker[In, Out]) run(t task[In, Out]) bool {
 		return false
 	}
 	return w.runFire(t)
+}
+
+// anyBusy reports whether a worker holds a job. p.mu is held.
+func (p *Pool[In, Out]) anyBusy() bool {
+	for _, w := range p.all {
+		if w.busy {
+			return true
+		}
+	}
+	return false
 }
 
 // retire removes w from the pool, keeping its counts. p.mu is held and is

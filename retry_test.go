@@ -846,3 +846,82 @@ func TestGracefulShutdownWaitsForARetryScheduledAtATimeout(t *testing.T) {
 		t.Skip(bug)
 	}
 }
+
+// TestShutdownRunsTheRetryOfAnAttemptWhoseHandlerIgnoresItsTimeout: while a
+// graceful Shutdown drains the pool, an idle worker must not leave as long as
+// another worker holds a job, since that job may still come back as a
+// retry. Here the first attempt times out but its handler ignores its ctx and
+// keeps its worker; the retry must run on the pool's other worker at once.
+// (Idle workers used to leave as soon as nothing was queued, stranding the
+// retry behind the stuck handler.)
+func TestShutdownRunsTheRetryOfAnAttemptWhoseHandlerIgnoresItsTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		started := make(chan struct{})
+		var calls atomic.Int32
+		p := New(2, func(ctx context.Context, _ int) (int, error) {
+			if calls.Add(1) == 1 {
+				close(started)
+				<-release // ignores its ctx and keeps its worker
+				return 0, errors.New("late")
+			}
+			return 42, nil
+		})
+		r := p.Submit(context.Background(), 1,
+			Policy{MaxAttempts: 2, Timeout: time.Second, Backoff: Constant(time.Millisecond)})
+		<-started
+		synctest.Wait() // the other worker is idle
+		shut := make(chan error, 1)
+		go func() { shut <- p.Shutdown(context.Background()) }()
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		v, err := r.Await(ctx) // attempt 1 times out at 1s; its retry runs at once
+		cancel()
+		workers := p.Metrics().Workers
+		close(release)
+		if err := <-shut; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err != nil || v != 42 {
+			t.Fatalf("Await = %v, %v; want 42, nil (the retry waited for the stuck handler; workers alive: %d)",
+				v, err, workers)
+		}
+	})
+}
+
+// TestMetricsCountANestedRetryRunByItsBackoffTimer: a nested job's retry
+// that its awaiting parent leaves to the backoff timer runs on an inline
+// worker record. Its count must show in Metrics from the moment its Result
+// completes, not only once the timer's goroutine has moved it to the pool:
+// here a completion hook holds that goroutine just after the completion.
+func TestMetricsCountANestedRetryRunByItsBackoffTimer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hold := make(chan struct{})
+		var p *Pool[int, int]
+		var childCalls atomic.Int32
+		p = New(1, func(ctx context.Context, v int) (int, error) {
+			if v == 0 {
+				r := p.Submit(ctx, 1, Policy{MaxAttempts: 2, Backoff: Constant(time.Millisecond)})
+				// Holds the completing goroutine right after complete,
+				// as a Then hook waiting for room would.
+				r.onDone(func() { <-hold })
+				return r.Await(ctx)
+			}
+			if childCalls.Add(1) == 1 {
+				return 0, errors.New("transient")
+			}
+			return 7, nil
+		})
+		if v, err := p.Submit(context.Background(), 0).Await(context.Background()); err != nil || v != 7 {
+			t.Fatalf("parent: %v, %v", v, err)
+		}
+		synctest.Wait() // every pool goroutine is idle or blocked
+		m := p.Metrics()
+		close(hold)
+		p.Close()
+		if m.Running != 0 || m.Queued != 0 || m.Submitted != m.Succeeded+m.Failed+m.Canceled {
+			t.Fatalf("both Results completed and the pool is idle, yet Metrics %+v does not add up", m)
+		}
+	})
+}

@@ -134,7 +134,8 @@ func (p *Pool[In, Out]) Submit(ctx context.Context, in In, pol ...Policy) *Resul
 
 // TrySubmit is Submit without waiting: when the queue is full it returns
 // ErrQueueFull at once, and ErrClosed after Shutdown; the Result returned
-// with an error has completed with it.
+// with an error has completed with it. From a handler of the same pool it
+// fails likewise, where Submit would run the job in the calling handler.
 func (p *Pool[In, Out]) TrySubmit(ctx context.Context, in In, pol ...Policy) (*Result[Out], error) {
 	return p.submit(ctx, in, pol, false)
 }
@@ -152,11 +153,12 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pp}
 	j.ctl = j
 	j.wait.Add(1)
+	inline := wait // TrySubmit fails with ErrQueueFull instead
 	if rc := keepHandlerCtx(ctx); rc != nil && rc.owner == any(p) {
 		j.nested, wait = true, false
 	}
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
-	if err == ErrQueueFull && j.nested {
+	if err == ErrQueueFull && j.nested && inline {
 		// Fork–join with the queue full: the caller runs the child.
 		p.mu.Lock()
 		p.submitted++
@@ -343,7 +345,12 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	p := w.p
 	var zero Out
 	if err := j.ctx.Err(); err != nil {
-		j.finish(w, k, zero, err) // its ctx ended while it waited
+		// Its ctx ended while it waited: it is cancelled, whatever
+		// the ctx's error, as runFire counts it.
+		if j.state.CompareAndSwap(mkState(k, phaseRunning), mkState(k, phaseDone)) {
+			p.canceled.Add(1)
+			j.complete(zero, err)
+		}
 		return
 	}
 	pol := j.pol
@@ -553,7 +560,9 @@ func (j *job[In, Out]) runAttempt(k int) {
 			break
 		}
 	}
-	p.mu.Unlock()
+	// In the critical section that drops w from p.inline, where Metrics
+	// counted them until now.
 	p.succeeded.Add(w.succeeded.Load())
 	p.failed.Add(w.failed.Load())
+	p.mu.Unlock()
 }

@@ -883,3 +883,57 @@ func TestJobsSubmittedWithAHandlersCtxOutliveIt(t *testing.T) {
 		})
 	}
 }
+
+// TestJobWhoseCtxEndedBeforeItRanCountsAsCanceled: Metrics.Canceled counts
+// jobs whose ctx ended before they ran, whatever ctx's error; Go and Submit
+// count them alike. (Submit's used to count as Failed on a deadline.)
+func TestJobWhoseCtxEndedBeforeItRanCountsAsCanceled(t *testing.T) {
+	p := New(1, func(ctx context.Context, v int) (int, error) { return v, nil })
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancel()
+	if err := p.Go(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Submit(ctx, 2).Await(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Await: err = %v, want context.DeadlineExceeded", err)
+	}
+	p.Close()
+	if m := p.Metrics(); m.Canceled != 2 || m.Failed != 0 {
+		t.Fatalf("Canceled=%d Failed=%d; want 2, 0 (Go counts its expired job Canceled, Submit must too)",
+			m.Canceled, m.Failed)
+	}
+}
+
+// TestTrySubmitFromAHandlerFailsAtOnceWhenTheQueueIsFull: TrySubmit never
+// waits, so from a handler of its own pool it returns ErrQueueFull on a full
+// queue rather than run the job in the caller, as Submit does for fork–join.
+func TestTrySubmitFromAHandlerFailsAtOnceWhenTheQueueIsFull(t *testing.T) {
+	var p *Pool[int, int]
+	childRan := make(chan struct{}, 1)
+	tried := make(chan error, 1)
+	p = New(1, func(ctx context.Context, v int) (int, error) {
+		switch v {
+		case 0: // the parent fills the queue (size 1), then tries a child
+			if err := p.Go(context.Background(), 1); err != nil {
+				return 0, err
+			}
+			_, err := p.TrySubmit(ctx, 2)
+			tried <- err
+		case 2:
+			childRan <- struct{}{}
+		}
+		return v, nil
+	}, WithQueueSize(1))
+	defer p.Close()
+	if _, err := p.Submit(context.Background(), 0).Await(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-tried; !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("TrySubmit from a handler on a full queue: err = %v, want ErrQueueFull", err)
+	}
+	select {
+	case <-childRan:
+		t.Fatal("the refused child ran")
+	default:
+	}
+}
