@@ -540,7 +540,7 @@ func (p *Pool[In, Out]) abandon() {
 		left = append(left, t)
 	}
 	for j := range p.backoffs {
-		j.rs.timer.Stop()
+		j.rs.stopBackoff()
 		left = append(left, task[In, Out]{j: j})
 	}
 	clear(p.backoffs)
@@ -585,8 +585,23 @@ func (p *Pool[In, Out]) backoff(j *job[In, Out], k int, delay time.Duration) {
 	}
 	p.backoffs[j] = struct{}{}
 	j.rs.timer = time.AfterFunc(delay, j.requeue)
+	if j.ctx.Done() != nil {
+		// A job whose ctx ends in backoff ends now, not when the
+		// backoff would: requeued, it is dropped as it is taken.
+		j.rs.stopCtx = context.AfterFunc(j.ctx, j.requeue)
+	}
 	j.state.Store(mkState(k, phaseQueued))
 	p.mu.Unlock()
+}
+
+// stopBackoff stops the backoff's timer and its watch on the job's ctx.
+// p.mu is held.
+func (rs *retryState) stopBackoff() {
+	rs.timer.Stop()
+	if rs.stopCtx != nil {
+		rs.stopCtx()
+		rs.stopCtx = nil
+	}
 }
 
 // unbackoff takes j out of backoff, if it is there.
@@ -594,7 +609,7 @@ func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) {
 	p.mu.Lock()
 	if _, ok := p.backoffs[j]; ok {
 		delete(p.backoffs, j)
-		j.rs.timer.Stop()
+		j.rs.stopBackoff()
 		p.wakeIfDrained()
 	}
 	p.mu.Unlock()

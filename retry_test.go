@@ -925,3 +925,32 @@ func TestMetricsCountANestedRetryRunByItsBackoffTimer(t *testing.T) {
 		}
 	})
 }
+
+// TestSubmitWhoseCtxEndsInBackoffEndsAtOnce: a job waiting out a retry
+// backoff ends as soon as its submission ctx ends, with ctx's error and
+// counted Canceled; it used to wait out the whole backoff.
+func TestSubmitWhoseCtxEndsInBackoffEndsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(1, func(context.Context, int) (int, error) { return 0, errors.New("transient") })
+		defer p.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		r := p.Submit(ctx, 1, Policy{MaxAttempts: 3, Backoff: Constant(time.Hour)})
+		synctest.Wait() // the first attempt failed: the job is in backoff
+		if m := p.Metrics(); m.Queued != 1 || m.Retried != 1 {
+			t.Fatalf("before cancel: Metrics %+v, want the job in backoff", m)
+		}
+		start := time.Now()
+		cancel()
+		_, err := r.Await(context.Background())
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Await: err = %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("the job ended %v after its ctx, want at once", d)
+		}
+		synctest.Wait()
+		if m := p.Metrics(); m.Queued != 0 || m.Canceled != 1 {
+			t.Errorf("after cancel: Metrics %+v; want nothing queued, one Canceled", m)
+		}
+	})
+}

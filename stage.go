@@ -83,7 +83,8 @@ type thenJob[A, B, C any] struct {
 	r1        *Result[B]
 	r2        atomic.Pointer[Result[C]] // set once first's job has succeeded
 	cancelled atomic.Bool
-	hook      func() // advance, made once: the completion hook of both stages
+	helped    atomic.Bool // help has run: someone awaits the chain
+	hook      func()      // advance, made once: the completion hook of both stages
 }
 
 // advance runs when the job of the live stage has completed.
@@ -118,6 +119,11 @@ func (j *thenJob[A, B, C]) firstDone() {
 		r2.Cancel()
 	}
 	whenDone(r2, j.hook)
+	// A handler of next's pool may await the chain, having helped before
+	// r2 existed: run r2 here if it is a fork–join child left queued.
+	if j.helped.Load() && r2.ctl != nil && !r2.isDone() {
+		r2.ctl.help()
+	}
 }
 
 // secondDone runs when next's job has completed: the chain is over.
@@ -158,6 +164,7 @@ func (j *thenJob[A, B, C]) cancel() {
 // help lets an awaiting handler run the live stage's job itself, as Await
 // does for a job of the handler's own pool.
 func (j *thenJob[A, B, C]) help() {
+	j.helped.Store(true) // firstDone helps with r2 if it is not there yet
 	if j.r2.Load() == nil && j.r1.ctl != nil && !j.r1.isDone() {
 		j.r1.ctl.help() // may run first's job, and so submit to next
 	}
@@ -231,9 +238,9 @@ func InFlight(n int) MapOption {
 // (DefaultInFlight by default) have been pulled and not yet yielded. When
 // the consumer stops (breaks out of the loop, or a yield returns false), Map
 // stops pulling in, cancels the jobs in flight (queued ones never run,
-// running ones see their ctx cancelled), and returns. When ctx ends, Map does the same and yields (zero Out, ctx.Err())
-// as its last pair; a job that failed because ctx ended is not reported on
-// its own.
+// running ones see their ctx cancelled), and returns. When ctx ends, Map
+// does the same and yields (zero Out, ctx.Err()) as its last pair; a job
+// that failed because ctx ended is not reported on its own.
 //
 // Map starts no goroutine: the goroutine ranging over the stream pulls in,
 // submits, and yields, all in turn. A result that completes while in is
@@ -242,6 +249,11 @@ func InFlight(n int) MapOption {
 // it. Where that matters more than parallelism, InFlight(1) yields each
 // result before pulling the next item. Every iteration of the returned
 // sequence streams in anew.
+//
+// From a handler of s's own pool (with the handler's ctx), or of a pool
+// behind s, Map submits each item as Submit would and, while it waits, runs
+// items still queued itself, as Await does, so that fork–join through Map
+// cannot deadlock however busy the pool is.
 //
 // Cost: over a *Pool, Map hands items to the pool without a Result and
 // allocates nothing per item; over another Stage, each item costs that
@@ -303,6 +315,7 @@ type mapper[In, Out any] struct {
 	waiting  int     // completion notices not yet taken from the stack
 	next     int     // input index of the next item
 	over     bool    // the consumer stopped or ctx ended: pull no more
+	help     bool    // ctx is a handler's and items have Results: help them
 
 	// Completed slots form a lock-free stack: notices holds the top's
 	// id+1 (0 when empty), and each slot's link the id+1 below it. A slot
@@ -343,6 +356,10 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		// deadlock: that case keeps Submit's fork–join handling.
 		m.pool = p
 		m.ictx, m.cancel = context.WithCancel(ctx)
+	} else if rc != nil {
+		// Fork–join: an item may wait in the queue of the pool whose
+		// worker runs this Map; Await would run it here, so Map does.
+		m.help = true
 	}
 	for i := range m.slots {
 		id := int32(i)
@@ -476,6 +493,9 @@ func (m *mapper[In, Out]) step() bool {
 				runtime.Gosched()
 				continue
 			}
+			if m.help && m.helpSlots() {
+				continue
+			}
 			if !m.sleep(true) {
 				m.ctxEnded()
 				return false
@@ -492,6 +512,20 @@ func (m *mapper[In, Out]) step() bool {
 		// Ordered: the window is still full, as the oldest item has not
 		// completed.
 	}
+}
+
+// helpSlots lets the items in flight that have not completed run in the
+// consumer, as Await would, oldest first; it reports whether one completed.
+func (m *mapper[In, Out]) helpSlots() bool {
+	ran := false
+	for i := range m.slots {
+		r := m.slots[(m.head+i)%len(m.slots)].r
+		if r != nil && r.ctl != nil && !r.isDone() {
+			r.ctl.help()
+			ran = ran || r.isDone()
+		}
+	}
+	return ran
 }
 
 // received handles the notices in batch, yielding what it can.
@@ -696,14 +730,16 @@ func batchTimed[T any](in iter.Seq[T], size int, maxWait time.Duration, yield fu
 				}
 			}
 		}()
-		for v := range in {
+		// Not a range loop: in may still panic once told to stop, and
+		// that panic must be recovered here too.
+		in(func(v T) bool {
 			select {
 			case items <- v:
+				return true
 			case <-quit:
-				finished = true // ended by request, not by a panic
-				return
+				return false
 			}
-		}
+		})
 		finished = true
 	}()
 	var (
@@ -717,6 +753,9 @@ func batchTimed[T any](in iter.Seq[T], size int, maxWait time.Duration, yield fu
 		}
 		close(quit)
 		<-exited
+		if panicked {
+			panic(pv) // in panicked while it wound down
+		}
 	}()
 	flush := func() bool {
 		out := b
@@ -730,6 +769,7 @@ func batchTimed[T any](in iter.Seq[T], size int, maxWait time.Duration, yield fu
 				<-exited
 				switch {
 				case panicked:
+					panicked = false // raised here, not again on the way out
 					panic(pv)
 				case !finished:
 					runtime.Goexit() // in called Goexit: pass it on

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -1122,4 +1124,127 @@ func ExampleThen() {
 	// Output:
 	// 1.5 <nil>
 	// 0 strconv.Atoi: parsing "three": invalid syntax
+}
+
+// TestMapFromAHandlerOfItsOwnPoolRunsItsItems: a handler that Maps items
+// through its own pool, with every worker busy in such a handler, runs the
+// items itself as Await would (fork–join); Map used to sleep waiting for a
+// worker that never came.
+func TestMapFromAHandlerOfItsOwnPoolRunsItsItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p *Pool[int, int]
+		p = New(1, func(ctx context.Context, x int) (int, error) {
+			if x >= 0 {
+				return x, nil
+			}
+			sum := 0
+			for v, err := range Map(ctx, p, slices.Values([]int{1, 2, 3})) {
+				if err != nil {
+					return 0, err
+				}
+				sum += v
+			}
+			return sum, nil
+		})
+		defer p.Close()
+		got, err := p.Submit(context.Background(), -1).Await(context.Background())
+		if err != nil || got != 6 {
+			t.Fatalf("got %d, %v; want 6, nil", got, err)
+		}
+	})
+}
+
+// TestThenAwaitedFromAHandlerOfNextsPool: a handler of next's pool submits
+// a Then chain with its own ctx and awaits it: next's job is queued behind the awaiting handler, which holds the only
+// worker, once first's job completes. The chain runs it in place, as Await
+// runs a fork–join child; it used to deadlock.
+func TestThenAwaitedFromAHandlerOfNextsPool(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		p := New(1, func(_ context.Context, x int) (int, error) {
+			<-gate // first's job ends only once the q handler awaits
+			return 2 * x, nil
+		})
+		defer p.Close()
+		var q *Pool[int, int]
+		var chain Stage[int, int]
+		q = New(1, func(ctx context.Context, x int) (int, error) {
+			if x >= 0 {
+				return x + 1, nil
+			}
+			return chain.Submit(ctx, 5).Await(ctx)
+		})
+		defer q.Close()
+		chain = Then[int, int, int](p, q)
+		r := q.Submit(context.Background(), -1)
+		synctest.Wait() // the q handler is blocked in Await, p's in the gate
+		close(gate)
+		got, err := r.Await(context.Background())
+		if err != nil || got != 11 {
+			t.Fatalf("got %d, %v; want 11, nil", got, err)
+		}
+	})
+}
+
+// TestTimedBatchRaisesASourcePanicAfterStopInTheConsumer: a source that
+// panics as it winds down, after Batch told it to stop. In a timed Batch
+// the source runs in the feeder goroutine; its panic must be raised again
+// in the consumer, as the untimed Batch (and the doc) have it, not kill the
+// process from the feeder. The case runs in a child process, so that the
+// old crash fails the test rather than the test binary.
+func TestTimedBatchRaisesASourcePanicAfterStopInTheConsumer(t *testing.T) {
+	if os.Getenv("JOBQ_BATCH_PANIC_CHILD") == "1" {
+		src := func(yield func(int) bool) {
+			for i := 0; ; i++ {
+				if !yield(i) {
+					panic("source cleanup failed")
+				}
+			}
+		}
+		defer func() {
+			if v := recover(); v != "source cleanup failed" {
+				t.Errorf("consumer recovered %v, want the source's panic", v)
+			}
+		}()
+		for range Batch(src, 1, time.Hour) {
+			break
+		}
+		t.Error("the source's panic did not reach the consumer")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTimedBatchRaisesASourcePanicAfterStopInTheConsumer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "JOBQ_BATCH_PANIC_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestBreakingOutOfMapEndsItemsInRetryBackoff: breaking out of a Map over a
+// Pool cancels the items in flight, and one waiting out a retry backoff ends
+// at once, as its ctx ends; it used to wait out the backoff, counted queued,
+// and Close waited for it.
+func TestBreakingOutOfMapEndsItemsInRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(1, func(_ context.Context, x int) (int, error) {
+			if x == 0 {
+				return 0, errors.New("transient")
+			}
+			return x, nil
+		}, WithPolicy(Policy{MaxAttempts: 2, Backoff: Constant(time.Hour)}))
+		for v, err := range Map(context.Background(), p, slices.Values([]int{0, 1}), InFlight(2)) {
+			if err != nil || v != 1 {
+				t.Fatalf("got %d, %v; want 1, nil", v, err)
+			}
+			break // item 0 is in its backoff now
+		}
+		synctest.Wait()
+		if m := p.Metrics(); m.Queued != 0 {
+			t.Errorf("after the break: Queued = %d, want 0", m.Queued)
+		}
+		start := time.Now()
+		p.Close()
+		if d := time.Since(start); d > 0 {
+			t.Errorf("Close waited %v for a cancelled item's backoff", d)
+		}
+	})
 }

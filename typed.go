@@ -92,6 +92,9 @@ type retryState struct {
 	prev  time.Duration // the last backoff delay
 	errs  []error       // earlier attempts' errors
 	timer *time.Timer   // the backoff timer
+	// stopCtx unregisters the backoff's watch on the job's ctx, which
+	// ends the backoff early when the ctx ends. Guarded like timer.
+	stopCtx func() bool
 }
 
 // policy resolves a submission's policies into one, merged over the pool
@@ -450,6 +453,7 @@ func (j *job[In, Out]) requeue() {
 		return // cancelled or abandoned meanwhile
 	}
 	delete(p.backoffs, j)
+	j.rs.stopBackoff() // its ctx may have ended it before the timer
 	k := int(j.state.Load() >> 2)
 	if j.awaited {
 		// A handler of this pool awaits j, holding its worker: run the
