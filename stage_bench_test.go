@@ -20,6 +20,26 @@ var pipelineStages = [3]func(int) int{
 // sum over i of 2(i+1)-3 = 2i-1.
 func pipelineSum(n int) int { return n*(n-1) - n }
 
+// checkPipelineSum stops b's timer and fails b unless got is the sum of the
+// pipeline's outputs for n inputs.
+func checkPipelineSum(b *testing.B, got, n int) {
+	b.StopTimer()
+	if want := pipelineSum(n); got != want {
+		b.Fatalf("sum of outputs = %d, want %d", got, want)
+	}
+}
+
+// pipelineSource yields the pipeline's inputs, 0 to n-1.
+func pipelineSource(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
 // pipelineBuffer is the buffer of the hand-written stages' channels and the
 // queue bound of the pools, as in internal/benchcmp.
 const pipelineBuffer = 1024
@@ -56,10 +76,7 @@ func benchPipelineChannels(b *testing.B) {
 	for v := range out {
 		got += v
 	}
-	b.StopTimer()
-	if want := pipelineSum(n); got != want {
-		b.Fatalf("sum of outputs = %d, want %d", got, want)
-	}
+	checkPipelineSum(b, got, n)
 }
 
 // channelStage starts workers goroutines applying f to in, and returns their
@@ -93,13 +110,7 @@ func benchPipelineChannelsMap(b *testing.B) {
 	b.ReportAllocs()
 	workers := runtime.GOMAXPROCS(0)
 	n := b.N
-	var seq iter.Seq[int] = func(yield func(int) bool) {
-		for i := range n {
-			if !yield(i) {
-				return
-			}
-		}
-	}
+	seq := pipelineSource(n)
 	for _, f := range pipelineStages {
 		seq = channelMap(seq, workers, f)
 	}
@@ -108,10 +119,7 @@ func benchPipelineChannelsMap(b *testing.B) {
 	for v := range seq {
 		got += v
 	}
-	b.StopTimer()
-	if want := pipelineSum(n); got != want {
-		b.Fatalf("sum of outputs = %d, want %d", got, want)
-	}
+	checkPipelineSum(b, got, n)
 }
 
 // channelMap is Map's loop over a channel stage of workers goroutines
@@ -121,17 +129,12 @@ func benchPipelineChannelsMap(b *testing.B) {
 func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 	return func(yield func(int) bool) {
 		todo := make(chan int, DefaultInFlight)
-		done := make(chan int, DefaultInFlight)
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for x := range todo {
-					done <- f(x)
-				}
-			})
-		}
-		defer wg.Wait()
-		defer close(todo)
+		done := channelStage(todo, workers, f)
+		defer func() {
+			close(todo)
+			for range done { // until the stage's goroutines have exited
+			}
+		}()
 		inFlight := 0
 		for v := range in {
 			todo <- v
@@ -175,13 +178,7 @@ func benchPipelineMap(b *testing.B, opts ...MapOption) {
 	stop := func(err error) bool { first = err; return false }
 	n := b.N
 	b.ResetTimer()
-	var seq iter.Seq[int] = func(yield func(int) bool) {
-		for i := range n {
-			if !yield(i) {
-				return
-			}
-		}
-	}
+	seq := pipelineSource(n)
 	for _, p := range pools[:len(pools)-1] {
 		seq = Values(Map(ctx, p, seq, opts...), stop)
 	}
@@ -199,9 +196,8 @@ func benchPipelineMap(b *testing.B, opts ...MapOption) {
 	if first != nil {
 		b.Fatal(first)
 	}
-	if want := pipelineSum(n); got != want {
-		b.Fatalf("sum of outputs = %d, want %d", got, want)
-	}
+	checkPipelineSum(b, got, n)
+	checkPipelineSum(b, got, n)
 }
 
 // BenchmarkThen is Submit and Await through two chained pools, beside the
