@@ -695,7 +695,7 @@ func (w *worker[In, Out]) fire() {
 	}
 	w.armRC, w.armJob = nil, nil
 	w.tmu.Unlock()
-	rc.cancel(gen, context.DeadlineExceeded)
+	rc.cancel(gen, context.DeadlineExceeded, false)
 	if j != nil {
 		// Until finish has completed j or put it in backoff, j is in
 		// no queue: keep a closing pool from draining meanwhile.
@@ -888,11 +888,13 @@ type runCtx struct {
 	deadline time.Time // attempt deadline; zero when none
 	owner    any       // the pool running the handler; set once
 
-	mu     sync.Mutex
-	done   chan struct{}
-	err    error
-	stop   func() bool // unregisters the watch on parent
-	afters []*func()   // AfterFunc callbacks, run on cancellation
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+	// inherited: err is the parent's, not a cancellation of the pool's.
+	inherited bool
+	stop      func() bool // unregisters the watch on parent
+	afters    []*func()   // AfterFunc callbacks, run on cancellation
 }
 
 // begin readies c for a new attempt and returns its generation. c is not
@@ -908,7 +910,7 @@ func (c *runCtx) begin(parent context.Context, deadline time.Time) uint64 {
 	// The last attempt was cancelled: only this goroutine could see it.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.err = nil
+	c.err, c.inherited = nil, false
 	g := c.state.Load()>>2 + 1
 	c.state.Store(g << 2)
 	return g
@@ -927,13 +929,14 @@ func (c *runCtx) end() bool {
 		c.stop = nil
 	}
 	c.mu.Unlock()
-	c.cancel(c.state.Load()>>2, context.Canceled)
+	c.cancel(c.state.Load()>>2, context.Canceled, false)
 	return false
 }
 
 // cancel cancels attempt gen with err (context.Canceled or
-// context.DeadlineExceeded); it reports whether it did.
-func (c *runCtx) cancel(gen uint64, err error) bool {
+// context.DeadlineExceeded, or the parent's error when inherited); it
+// reports whether it did.
+func (c *runCtx) cancel(gen uint64, err error, inherited bool) bool {
 	c.mu.Lock()
 	for {
 		s := c.state.Load()
@@ -945,7 +948,7 @@ func (c *runCtx) cancel(gen uint64, err error) bool {
 			break
 		}
 	}
-	c.err = err
+	c.err, c.inherited = err, inherited
 	if c.done != nil {
 		close(c.done)
 	}
@@ -959,15 +962,19 @@ func (c *runCtx) cancel(gen uint64, err error) bool {
 }
 
 // cancelCurrent cancels whatever attempt is current.
-func (c *runCtx) cancelCurrent(err error) { c.cancel(c.state.Load()>>2, err) }
+func (c *runCtx) cancelCurrent(err error) { c.cancel(c.state.Load()>>2, err, false) }
 
-// ownErr is the cancellation the pool applied to the current attempt, if any.
+// ownErr is the cancellation the pool applied to the current attempt, if
+// any: not the parent's, which the attempt may have inherited.
 func (c *runCtx) ownErr() error {
 	if c.state.Load()&ctxCancelled == 0 {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.inherited {
+		return nil
+	}
 	return c.err
 }
 
@@ -982,7 +989,7 @@ func (c *runCtx) share() {
 	}
 	if c.stop == nil && c.state.Load()&ctxCancelled == 0 && c.parent.Done() != nil {
 		g, parent := c.state.Load()>>2, c.parent
-		c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err()) })
+		c.stop = context.AfterFunc(parent, func() { c.cancel(g, parent.Err(), true) })
 	}
 }
 
@@ -1033,11 +1040,24 @@ func (c *runCtx) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
+// Err reports the first cancellation of the attempt, the pool's or the
+// parent's. It latches the parent's error as the attempt's own, so that it
+// stays the same once non-nil, and Done is closed (if made) before Err
+// reports it, as the context contract requires, instead of when the
+// parent's watch gets round to it.
 func (c *runCtx) Err() error {
-	if err := c.ownErr(); err != nil {
-		return err
+	if c.state.Load()&ctxCancelled == 0 {
+		perr := c.parent.Err()
+		if perr == nil {
+			return nil
+		}
+		if !c.cancel(c.state.Load()>>2, perr, true) && c.state.Load()&ctxCancelled == 0 {
+			return perr
+		}
 	}
-	return c.parent.Err()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 func (c *runCtx) Value(key any) any {

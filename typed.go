@@ -39,10 +39,13 @@ import (
 // and cancellation, the attempt's deadline (Policy.Timeout, MaxElapsed), and
 // the pool's own cancellation (Result.Cancel, Shutdown past its deadline).
 // The ctx is the pool's and is reused for the worker's next job: do not keep
-// it after the handler returns. Contexts derived from it (context.WithCancel
-// and the like), and its Done channel, are safe to keep: once a handler has
-// asked for them, the ctx is cancelled when the handler returns and is not
-// reused. The same holds once a job is submitted with it, or with a context
+// it after the handler returns. Contexts derived from it with a cancellation
+// (context.WithCancel, WithTimeout, WithDeadline, AfterFunc,
+// errgroup.WithContext), and its Done channel, are safe to keep: once a
+// handler has asked for them, the ctx is cancelled when the handler returns
+// and is not reused. context.WithValue alone does not count: a value
+// context kept past the handler would see the worker's next job; derive it
+// from WithCancel(ctx) to keep it. The same holds once a job is submitted with it, or with a context
 // derived from it, to any Pool or through Map or Then: such a job that the
 // handler does not await is cancelled when the handler returns, unless it
 // has ended. To let a job outlive the handler, submit it with
@@ -274,7 +277,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	if !dl.IsZero() {
 		w.disarm()
 	}
-	own := rc.ownErr() // timed out, or Shutdown gave up on it
+	own := rc.ownErr() // timed out, or Shutdown gave up on it (not the parent's)
 	if own != nil {
 		err = own
 	}

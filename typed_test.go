@@ -937,3 +937,92 @@ func TestTrySubmitFromAHandlerFailsAtOnceWhenTheQueueIsFull(t *testing.T) {
 	default:
 	}
 }
+
+// TestHandlerCtxErrStaysTheSameOnceNonNil: once a handler's ctx.Err has
+// returned an error (here the submission ctx's deadline), later calls
+// return the same one, even after the pool cancels the attempt (Cancel).
+func TestHandlerCtxErrStaysTheSameOnceNonNil(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, stop := context.WithTimeout(context.Background(), time.Second)
+		defer stop()
+		first := make(chan error, 1)
+		cancelled := make(chan struct{})
+		second := make(chan error, 1)
+		p := New(1, func(ctx context.Context, _ int) (int, error) {
+			time.Sleep(2 * time.Second) // fake clock: the parent's deadline passes
+			first <- ctx.Err()
+			<-cancelled
+			second <- ctx.Err()
+			return 0, nil
+		})
+		r := p.Submit(parent, 1)
+		e1 := <-first
+		r.Cancel()
+		close(cancelled)
+		e2 := <-second
+		p.Close()
+		if e1 == nil || e1 != e2 {
+			t.Fatalf("ctx.Err() = %v, then %v; want one stable non-nil error", e1, e2)
+		}
+	})
+}
+
+// TestHandlerCtxErrIsNonNilOnlyOnceDoneIsClosed: once a handler has its
+// ctx's Done channel, Err is non-nil only once Done is closed, as the
+// context contract has it, also when the submission ctx ends (its watch
+// used to close Done later, from a goroutine of its own).
+func TestHandlerCtxErrIsNonNilOnlyOnceDoneIsClosed(t *testing.T) {
+	parent, stop := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	parentDone := make(chan struct{})
+	bad := make(chan error, 1)
+	p := New(1, func(ctx context.Context, _ int) (int, error) {
+		close(started)
+		<-parentDone
+		d := ctx.Done()
+		if err := ctx.Err(); err != nil {
+			select {
+			case <-d:
+			default:
+				bad <- err
+			}
+		}
+		return 0, nil
+	})
+	defer p.Close()
+	r := p.Submit(parent, 1)
+	<-started
+	stop()
+	close(parentDone)
+	_, _ = r.Await(context.Background())
+	select {
+	case err := <-bad:
+		t.Fatalf("ctx.Err() = %v while ctx.Done() is still open", err)
+	default:
+	}
+}
+
+// TestGoJobThatSucceedsAfterItsCtxEndedCountsSucceeded: a Go job whose
+// handler returned nil succeeded, as a Submit job does, also when the
+// handler watched ctx.Done() while its submission ctx ended. The ctx's
+// error used to pass for the pool's own cancellation, and the job was
+// dropped as if Shutdown had given up on it.
+func TestGoJobThatSucceedsAfterItsCtxEndedCountsSucceeded(t *testing.T) {
+	parent, stop := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	p := New(1, func(ctx context.Context, _ int) (int, error) {
+		close(started)
+		<-ctx.Done() // the submission ctx ends; the handler finishes its work anyway
+		return 0, nil
+	})
+	if err := p.Go(parent, 1); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stop()
+	p.Close()
+	m := p.Metrics()
+	if m.Succeeded != 1 {
+		t.Fatalf("handler returned nil: Metrics %+v, want Succeeded 1", m)
+	}
+}
