@@ -122,7 +122,10 @@ func (j *thenJob[A, B, C]) firstDone() {
 	// A handler of next's pool may await the chain, having helped before
 	// r2 existed: run r2 here if it is a fork–join child left queued.
 	if j.helped.Load() && r2.ctl != nil && !r2.isDone() {
-		r2.ctl.help()
+		// In a goroutine of its own, in the awaiting handler's stead:
+		// on this one, first's worker, next's handler could wait on a
+		// job of first queued behind itself.
+		go r2.ctl.help()
 	}
 }
 

@@ -1248,3 +1248,104 @@ func TestBreakingOutOfMapEndsItemsInRetryBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestThenRunsNextsPartOffFirstsWorker: a chain awaited from a handler of
+// next, while next has a worker that will come free: next's part of the
+// item must not run on first's only worker, where a next handler that
+// awaits a job of first would wait on itself.
+func TestThenRunsNextsPartOffFirstsWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate1 := make(chan struct{}) // holds first's part until the chain is awaited
+		gate2 := make(chan struct{}) // holds next's second worker a while
+		stuck, unstick := context.WithCancel(context.Background())
+		defer unstick()
+		first := New(1, func(_ context.Context, x int) (int, error) {
+			if x == 1 {
+				<-gate1
+			}
+			return x, nil
+		})
+		var next *Pool[int, int]
+		next = New(2, func(ctx context.Context, x int) (int, error) {
+			switch x {
+			case 0: // awaits an item going through first, then next
+				return Then[int, int, int](first, next).Submit(ctx, 1).Await(ctx)
+			case 1: // next's part of the item: needs a job of first
+				return first.Submit(ctx, 100).Await(stuck)
+			default: // keeps next's other worker busy for a while
+				<-gate2
+				return 0, nil
+			}
+		})
+		busy := next.Submit(context.Background(), 2)
+		outer := next.Submit(context.Background(), 0)
+		synctest.Wait() // outer awaits the chain; first's part waits on gate1
+		close(gate1)
+		synctest.Wait()
+		close(gate2)
+		if _, err := busy.Await(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		v, err := outer.Await(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("deadlock: next's part of the item runs on first's only worker and awaits a job queued behind itself")
+			unstick()
+			_, _ = outer.Await(context.Background())
+		} else if err != nil || v != 100 {
+			t.Errorf("outer = %v, %v; want 100, nil", v, err)
+		}
+		first.Close()
+		next.Close()
+	})
+}
+
+// TestCloseWaitsForNextsPartOfAThenRunInPlace: next's part of a chain, run
+// in place of a next handler that awaited the chain, is a job of next:
+// Close must wait for it even after the awaiting handler gave up and
+// returned, and Metrics must count it.
+func TestCloseWaitsForNextsPartOfAThenRunInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate1 := make(chan struct{}) // holds first's part until the chain is awaited
+		gate2 := make(chan struct{}) // holds next's part, whose handler ignores ctx
+		started := make(chan struct{})
+		giveUp, stop := context.WithCancel(context.Background())
+		first := New(1, func(_ context.Context, x int) (int, error) {
+			<-gate1
+			return x, nil
+		})
+		var next *Pool[int, int]
+		next = New(1, func(ctx context.Context, x int) (int, error) {
+			if x == 0 {
+				return Then[int, int, int](first, next).Submit(ctx, 1).Await(giveUp)
+			}
+			close(started)
+			<-gate2
+			return x, nil
+		})
+		outer := next.Submit(context.Background(), 0)
+		synctest.Wait() // outer awaits the chain; first's part waits on gate1
+		close(gate1)
+		<-started // next's part runs, not on a worker of next
+		stop()    // the awaiting handler gives up
+		if _, err := outer.Await(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("outer: %v, want context.Canceled", err)
+		}
+		closed := make(chan struct{})
+		go func() { next.Close(); close(closed) }()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Errorf("Close returned while a job of next still runs; Metrics %+v", next.Metrics())
+		default:
+		}
+		close(gate2)
+		<-closed
+		m := next.Metrics()
+		if m.Submitted != m.Succeeded+m.Failed+m.Canceled {
+			t.Errorf("after Close, Metrics do not add up: %+v", m)
+		}
+		first.Close()
+	})
+}

@@ -532,15 +532,26 @@ func (j *job[In, Out]) help() {
 	p.mu.Lock()
 	j.awaited = true // its retries will run where its backoff ends
 	_, inBackoff := p.backoffs[j]
-	p.mu.Unlock()
 	// Queued and not in backoff: in the queue, where a worker may not
 	// come for it while its awaiting parents hold them all.
-	if s := j.state.Load(); !inBackoff && s&phaseMask == phaseQueued {
-		k := int(s >> 2)
-		if j.state.CompareAndSwap(s, mkState(k+1, phaseRunning)) {
-			j.runAttempt(k + 1)
-		}
+	s := j.state.Load()
+	run := !inBackoff && s&phaseMask == phaseQueued
+	if run {
+		// The helper may be no worker of p (Then runs next's job where
+		// first's completed): keep a closing p from draining meanwhile.
+		p.limbo++
 	}
+	p.mu.Unlock()
+	if !run {
+		return
+	}
+	if k := int(s >> 2); j.state.CompareAndSwap(s, mkState(k+1, phaseRunning)) {
+		j.runAttempt(k + 1)
+	}
+	p.mu.Lock()
+	p.limbo--
+	p.wakeIfDrained()
+	p.mu.Unlock()
 }
 
 // runInline runs every attempt of j in the calling goroutine: j's first
