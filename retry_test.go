@@ -954,3 +954,31 @@ func TestSubmitWhoseCtxEndsInBackoffEndsAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestPanicInAnAttemptRunByAwaitLetsThePoolDrain: a panic out of an attempt that
+// Await runs in place (here from OnRetry, which runs in the goroutine that
+// ran the attempt) is recovered by the awaiting handler's own recover, so
+// the pool lives on; the limbo count help took must be given back, or Close
+// never returns.
+func TestPanicInAnAttemptRunByAwaitLetsThePoolDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p *Pool[int, int]
+		pol := Policy{MaxAttempts: 2, Backoff: Constant(time.Second),
+			OnRetry: func(int, error, time.Duration) { panic("boom") }}
+		p = New(1, func(ctx context.Context, x int) (int, error) {
+			if x == 0 {
+				return p.Submit(ctx, 1, pol).Await(ctx)
+			}
+			return 0, errors.New("fail")
+		})
+		var pe *PanicError
+		if _, err := p.Submit(context.Background(), 0).Await(context.Background()); !errors.As(err, &pe) {
+			t.Fatalf("outer: %v, want a PanicError", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v; Close would hang (Metrics %+v)", err, p.Metrics())
+		}
+	})
+}

@@ -112,6 +112,19 @@ func (j *thenJob[A, B, C]) firstDone() {
 	if j.cancelled.Load() {
 		return // Cancel has completed the chain's Result
 	}
+	if rc, _ := j.ctx.Value(ownerKey{}).(*runCtx); rc != nil && rc.owner == any(j.next) {
+		// A fork–join child of next: with next's queue full, Submit
+		// runs it inline, and here that is first's worker, where
+		// next's handler waiting on a job of first would wait on
+		// itself. Submit it from a goroutine of its own.
+		go j.submitNext(b)
+		return
+	}
+	j.submitNext(b)
+}
+
+// submitNext submits first's output b to next and watches next's job.
+func (j *thenJob[A, B, C]) submitNext(b B) {
 	r2 := j.next.Submit(j.ctx, b, j.pol...)
 	if r2 == nil {
 		panic("jobq: Then: next stage's Submit returned a nil Result")

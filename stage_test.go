@@ -1349,3 +1349,85 @@ func TestCloseWaitsForNextsPartOfAThenRunInPlace(t *testing.T) {
 		first.Close()
 	})
 }
+
+// TestThenRunsNextsPartOffFirstsWorkerWhenNextsQueueIsFull: a chain
+// submitted from a handler of next, with next's queue full when first's
+// part completes. next's Submit sees a fork–join child with a full queue
+// and runs it inline; it used to do so on first's only worker, where a next
+// handler that awaits a job of first waits on itself.
+func TestThenRunsNextsPartOffFirstsWorkerWhenNextsQueueIsFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck, unstick := context.WithCancel(context.Background())
+		defer unstick()
+		first := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
+		var next *Pool[int, int]
+		next = New(1, func(ctx context.Context, x int) (int, error) {
+			switch x {
+			case 0:
+				next.Submit(ctx, 3) // fills next's queue (size 1)
+				return Then[int, int, int](first, next).Submit(ctx, 1).Await(ctx)
+			case 1: // next's part of the item: needs a job of first
+				return first.Submit(ctx, 100).Await(stuck)
+			default:
+				return 0, nil
+			}
+		}, WithQueueSize(1))
+		outer := next.Submit(context.Background(), 0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		v, err := outer.Await(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("deadlock: next's part ran inline on first's only worker and awaits a job of first")
+			unstick()
+			_, _ = outer.Await(context.Background())
+		} else if err != nil || v != 100 {
+			t.Errorf("outer = %v, %v; want 100, nil", v, err)
+		}
+		first.Close()
+		next.Close()
+	})
+}
+
+// TestCloseWaitsForAForkJoinChildRunInlineOffItsPoolsWorkers: a fork–join
+// child that Submit runs inline because the queue is full is a job of the
+// pool, and Close waits for it also when the caller is no worker of the
+// pool (here a goroutine of Then's); Close used to return while it ran.
+func TestCloseWaitsForAForkJoinChildRunInlineOffItsPoolsWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		started := make(chan struct{})
+		giveUp, stop := context.WithCancel(context.Background())
+		first := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
+		var next *Pool[int, int]
+		next = New(1, func(ctx context.Context, x int) (int, error) {
+			switch x {
+			case 0:
+				next.Submit(ctx, 3) // fills next's queue (size 1)
+				return Then[int, int, int](first, next).Submit(ctx, 1).Await(giveUp)
+			case 1: // ignores ctx
+				close(started)
+				<-gate
+				return x, nil
+			default:
+				return 0, nil
+			}
+		}, WithQueueSize(1))
+		outer := next.Submit(context.Background(), 0)
+		<-started
+		stop()
+		if _, err := outer.Await(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("outer: %v, want context.Canceled", err)
+		}
+		closed := make(chan struct{})
+		go func() { next.Close(); close(closed) }()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Errorf("Close returned while a job of next still runs; Metrics %+v", next.Metrics())
+		default:
+		}
+		close(gate)
+		<-closed
+		first.Close()
+	})
+}

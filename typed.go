@@ -166,9 +166,14 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
 	if err == ErrQueueFull && j.nested && inline {
 		// Fork–join with the queue full: the caller runs the child.
+		// The caller may be no worker of p (Then submits to next from
+		// where first's job completed): keep a closing p from draining
+		// while the child runs.
 		p.mu.Lock()
 		p.submitted++
+		p.limbo++
 		p.mu.Unlock()
+		defer p.leaveLimbo()
 		j.runInline()
 		return &j.Result, nil
 	}
@@ -545,9 +550,17 @@ func (j *job[In, Out]) help() {
 	if !run {
 		return
 	}
+	// Deferred: a panic out of the attempt (OnRetry, RetryIf, a
+	// completion hook) unwinds into the awaiting handler, whose pool
+	// lives on and must still be able to drain.
+	defer p.leaveLimbo()
 	if k := int(s >> 2); j.state.CompareAndSwap(s, mkState(k+1, phaseRunning)) {
 		j.runAttempt(k + 1)
 	}
+}
+
+// leaveLimbo ends a job's stay in limbo.
+func (p *Pool[In, Out]) leaveLimbo() {
 	p.mu.Lock()
 	p.limbo--
 	p.wakeIfDrained()
@@ -570,7 +583,13 @@ func (j *job[In, Out]) runAttempt(k int) {
 	p.mu.Lock()
 	p.inline = append(p.inline, w)
 	p.mu.Unlock()
+	defer w.dropInline()
 	w.attempt(j, k)
+}
+
+// dropInline removes inline record w from its pool, keeping its counts.
+func (w *worker[In, Out]) dropInline() {
+	p := w.p
 	p.mu.Lock()
 	for i, x := range p.inline {
 		if x == w {
