@@ -40,10 +40,11 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // first back as a channel pipeline would; for the same reason first and next
 // must not be the same Pool, which could wait on itself.
 //
-// Awaited from a handler of next's pool with the handler's ctx, the chain
-// is fork–join: next's job runs in the awaiting handler's stead, in a
-// goroutine of its own, if no worker of next has taken it, as Await runs a
-// child of the handler's own pool.
+// Submitted from a handler of next's pool with the handler's ctx, the chain
+// is fork–join: first's output goes to next from a goroutine of its own,
+// not from first's worker, and, when the handler awaits the chain, next's
+// job runs in the handler's stead (in a goroutine of its own) if no worker
+// of next has taken it, as Await runs a child of the handler's own pool.
 //
 // A chained submission costs first's and next's Submit plus two
 // allocations: the chain's Result and its completion hook.
