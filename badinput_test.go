@@ -49,7 +49,7 @@ func testBadInputPanics(t *testing.T) {
 		{"NewPool negative size", func() { NewPool(-1) }, "size must be >= 1, got -1"},
 		{"WithQueueSize negative", func() { WithQueueSize(-1) }, "WithQueueSize: n must be >= 1, got -1"},
 		{"WithQueueSize zero", func() { WithQueueSize(0) }, "WithQueueSize: n must be >= 1, got 0"},
-		{"WithPolicy negative MaxAttempts", func() { WithPolicy(Policy{MaxAttempts: -1}) }, "MaxAttempts"},
+		{"WithPolicy negative MaxAttempts", func() { WithPolicy(Policy{MaxAttempts: -1}) }, "jobq: WithPolicy: invalid policy: MaxAttempts"},
 		{"WithPolicy negative Timeout", func() { WithPolicy(Policy{Timeout: -time.Second}) }, "Timeout"},
 		{"WithPolicy negative MaxElapsed", func() { WithPolicy(Policy{MaxElapsed: -time.Second}) }, "MaxElapsed"},
 		{"Proportional NaN", func() { Proportional(math.NaN()) }, "f must be in [0, 1], got NaN"},
@@ -69,7 +69,7 @@ func testBadInputPanics(t *testing.T) {
 			q := NewPool(1)
 			defer q.Release()
 			q.UpdateWorkerCount(-2)
-		}, "workers must be >= 0, got -2"},
+		}, "UpdateWorkerCount: n must be >= 0, got -2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,8 +117,9 @@ func Exponential(base, max time.Duration) Backoff {
 
 // Decorrelated returns the "decorrelated jitter" Backoff: retry n waits
 // min(max, base + r*(3*p - base)), where p is the previous delay, or base
-// for the first retry (or when prev <= 0). Each delay is thus random in
-// [base, 3*p), grows about threefold on average, and never exceeds max.
+// for the first retry or when the previous delay was shorter (a RetryAfter
+// or a Jitter made it so). Each delay is thus random in [base, 3*p), grows
+// about threefold on average, and never exceeds max.
 // Use it without a Jitter: it randomises itself. It panics if base <= 0 or
 // max < base.
 func Decorrelated(base, max time.Duration) Backoff {
@@ -129,8 +130,10 @@ func Decorrelated(base, max time.Duration) Backoff {
 		panic(fmt.Sprintf("jobq: Decorrelated: max must be >= base, got max %v < base %v", max, base))
 	}
 	return func(_ int, prev time.Duration, r float64) time.Duration {
+		// prev may be below base (a RetryAfter or Jitter delay): the
+		// range [base, 3*p) needs p >= base.
 		p := base
-		if prev > 0 {
+		if prev > base {
 			p = prev
 		}
 		// In float64 so that 3*p cannot overflow.

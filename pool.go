@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ func WithQueueSize(n int) Option {
 // library defaults (see Policy). It panics if p is invalid.
 func WithPolicy(p Policy) Option {
 	if err := p.validate(); err != nil {
-		panic("jobq: WithPolicy: " + err.Error())
+		panic("jobq: WithPolicy: " + strings.TrimPrefix(err.Error(), "jobq: "))
 	}
 	return func(c *config) { c.policy = p }
 }
@@ -660,6 +661,10 @@ func isCancellation(err error) bool {
 	if errors.As(err, &pe) {
 		return false
 	}
+	var ex *ExhaustedError
+	if errors.As(err, &ex) {
+		return false // it used up its retries: it failed
+	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)
 }
 
@@ -834,7 +839,13 @@ func (q *Queue) CompletedTasks() uint64 {
 func (q *Queue) Metrics() Metrics { return q.p.Metrics() }
 
 // UpdateWorkerCount resizes the Queue's worker pool, as Pool.Resize does.
-func (q *Queue) UpdateWorkerCount(n int) { q.p.Resize(n) }
+// It panics if n < 0.
+func (q *Queue) UpdateWorkerCount(n int) {
+	if n < 0 {
+		panic(fmt.Sprintf("jobq: UpdateWorkerCount: n must be >= 0, got %d", n))
+	}
+	q.p.Resize(n)
+}
 
 // Shutdown stops the Queue as Pool.Shutdown does.
 func (q *Queue) Shutdown(ctx context.Context) error { return q.p.Shutdown(ctx) }

@@ -829,7 +829,7 @@ func TestResizeBelowZeroPanics(t *testing.T) {
 	q := NewPool(2)
 	defer q.Release()
 	mustPanic(t, "workers must be >= 0, got -1", func() { p.Resize(-1) })
-	mustPanic(t, "workers must be >= 0, got -3", func() { q.UpdateWorkerCount(-3) })
+	mustPanic(t, "UpdateWorkerCount: n must be >= 0, got -3", func() { q.UpdateWorkerCount(-3) })
 	if got := p.Workers(); got != 2 {
 		t.Errorf("Workers() = %d after a refused Resize, want 2", got)
 	}

@@ -982,3 +982,165 @@ func TestPanicInAnAttemptRunByAwaitLetsThePoolDrain(t *testing.T) {
 		}
 	})
 }
+
+// TestDecorrelatedNeverGoesBelowBase: Decorrelated documents each delay as
+// random in [base, 3*p). prev is the delay actually used before the
+// previous retry, which a RetryAfter or a Jitter can make smaller than
+// base: the next delay must still be >= base (it fell to about 3*prev).
+func TestDecorrelatedNeverGoesBelowBase(t *testing.T) {
+	const base, maxD = 100 * time.Millisecond, 10 * time.Second
+	b := Decorrelated(base, maxD)
+	for _, prev := range []time.Duration{time.Nanosecond, 10 * time.Millisecond, 33 * time.Millisecond} {
+		for _, r := range []float64{0, 0.5, 0.999} {
+			if d := b(2, prev, r); d < base || d > maxD {
+				t.Errorf("Decorrelated(%v, %v)(2, prev %v, r %v) = %v, want in [%v, %v]", base, maxD, prev, r, d, base, maxD)
+			}
+		}
+	}
+}
+
+// TestDecorrelatedAfterARetryAfterStaysAboveBase: the same through the
+// engine: a RetryAfter(1ms) retry makes prev 1ms, and the next
+// Decorrelated(1s, ...) delay must not fall below its base.
+func TestDecorrelatedAfterARetryAfterStaysAboveBase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		var delays []time.Duration
+		p := New(1, func(context.Context, int) (int, error) {
+			if calls.Add(1) == 1 {
+				return 0, RetryAfter(time.Millisecond, errors.New("throttled"))
+			}
+			if calls.Load() == 2 {
+				return 0, errors.New("transient")
+			}
+			return 1, nil
+		})
+		defer p.Close()
+		r := p.Submit(context.Background(), 0, Policy{
+			MaxAttempts: 3,
+			Backoff:     Decorrelated(time.Second, time.Minute),
+			OnRetry:     func(_ int, _ error, d time.Duration) { delays = append(delays, d) },
+		})
+		if _, err := awaitBounded(t, r); err != nil {
+			t.Fatal(err)
+		}
+		if len(delays) != 2 || delays[1] < time.Second {
+			t.Errorf("delays = %v; the Decorrelated(1s, 1m) delay after a RetryAfter(1ms) must be >= 1s", delays)
+		}
+	})
+}
+
+// TestOnRetryReturnsBeforeTheNextAttempt: OnRetry observes each retry
+// before its wait, so it returns before the next attempt starts. The engine
+// used to start the backoff first, so the next attempt could run, and even
+// complete the job, before OnRetry was told of the retry that led there.
+func TestOnRetryReturnsBeforeTheNextAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		var onRetryDone atomic.Bool
+		var attempt2SawOnRetry atomic.Bool
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		p := New(2, func(context.Context, int) (int, error) {
+			if calls.Add(1) == 1 {
+				return 0, errors.New("transient")
+			}
+			attempt2SawOnRetry.Store(onRetryDone.Load())
+			return 7, nil
+		})
+		defer p.Close()
+		r := p.Submit(context.Background(), 0, Policy{
+			MaxAttempts: 2,
+			Backoff:     Constant(time.Second),
+			OnRetry: func(int, error, time.Duration) {
+				close(entered)
+				<-release // a slow observer (a logger, a metrics call)
+				onRetryDone.Store(true)
+			},
+		})
+		<-entered
+		select {
+		case <-r.Done():
+			t.Errorf("the job completed (attempt 2 ran) while OnRetry for its retry had not returned")
+		case <-time.After(time.Hour):
+		}
+		close(release)
+		if v, err := awaitBounded(t, r); v != 7 || err != nil {
+			t.Fatalf("Await = %v, %v", v, err)
+		}
+		if !attempt2SawOnRetry.Load() {
+			t.Errorf("attempt 2 started before OnRetry(1) returned")
+		}
+	})
+}
+
+// TestNoAttemptStartsAfterMaxElapsed: MaxElapsed bounds the whole job, all
+// attempts and the waits between them. A retry whose backoff ended in time
+// but which then waited for a busy worker past MaxElapsed ends without
+// running; it used to run its handler with a ctx whose Deadline had passed
+// yet whose Err was nil, and could succeed.
+func TestNoAttemptStartsAfterMaxElapsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var aCalls atomic.Int32
+		var lateErr atomic.Value
+		gate := make(chan struct{})
+		p := New(1, func(ctx context.Context, in int) (int, error) {
+			if in == 2 { // job B: holds the only worker
+				<-gate
+				return 0, nil
+			}
+			if aCalls.Add(1) == 1 {
+				return 0, errors.New("transient")
+			}
+			lateErr.Store(fmt.Sprint(ctx.Err()))
+			return 1, nil
+		})
+		defer p.Close()
+		start := time.Now()
+		a := p.Submit(context.Background(), 1, Policy{
+			MaxAttempts: 2,
+			Backoff:     Constant(500 * time.Millisecond),
+			MaxElapsed:  time.Second,
+		})
+		synctest.Wait() // A's first attempt failed; A is in backoff
+		b := p.Submit(context.Background(), 2)
+		synctest.Wait()               // B holds the worker
+		<-time.After(5 * time.Second) // A's retry queued at 0.5s, waits for the worker
+		close(gate)
+		v, err := awaitBounded(t, a)
+		awaitBounded(t, b)
+		if n := aCalls.Load(); n != 1 {
+			t.Errorf("A's handler ran %d times; attempt 2 started %v after the job began, past MaxElapsed 1s "+
+				"(its ctx.Err() at entry: %v); Await = %v, %v", n, time.Since(start), lateErr.Load(), v, err)
+		}
+		if err == nil {
+			t.Errorf("A succeeded although MaxElapsed (1s) had passed 4s before its second attempt")
+		}
+	})
+}
+
+// TestExhaustedJobCountsAsFailedWhateverItsEarlierErrors: Metrics.Canceled
+// counts jobs that ended cancelled (Cancel, their ctx ended before they
+// ran, Shutdown gave up on them). A job that used up its retries failed,
+// even when an earlier attempt's error wraps context.Canceled (an inner
+// operation's cancellation, retried by default); it used to count as
+// Canceled, errors.Is seeing through the ExhaustedError.
+func TestExhaustedJobCountsAsFailedWhateverItsEarlierErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		p := New(1, func(context.Context, int) (int, error) {
+			if calls.Add(1) == 1 {
+				return 0, fmt.Errorf("upstream call: %w", context.Canceled)
+			}
+			return 0, errors.New("boom")
+		})
+		r := p.Submit(context.Background(), 0, Policy{MaxAttempts: 2, Backoff: Constant(time.Second)})
+		_, err := awaitBounded(t, r)
+		var ex *ExhaustedError
+		if !errors.As(err, &ex) {
+			t.Fatalf("Await err = %v, want *ExhaustedError", err)
+		}
+		p.Close()
+		checkCounts(t, p.Metrics(), counts{Submitted: 1, Failed: 1, Retried: 1})
+	})
+}

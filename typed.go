@@ -377,6 +377,12 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 			start = j.rs.start
 		}
 		dl = deadline(pol, start, now)
+		if !now.Before(dl) {
+			// MaxElapsed passed while the retry waited for a worker:
+			// the attempt ends at its deadline without running.
+			j.finish(w, k, zero, context.DeadlineExceeded)
+			return
+		}
 	}
 	rc := w.rc.Load()
 	gen := rc.begin(j.ctx, dl)
@@ -445,7 +451,11 @@ func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
 	j.rs.errs = append(j.rs.errs, err)
 	j.rs.prev = delay
 	j.p.retried.Add(1)
-	j.p.backoff(j, k, delay)
+	// OnRetry observes the retry before its wait starts, so that it
+	// happens before the next attempt; deferred, the backoff starts even
+	// if OnRetry panics. Until then the job is in phaseFinishing, kept
+	// from a draining pool by its busy worker or by limbo.
+	defer j.p.backoff(j, k, delay)
 	if f := j.pol.OnRetry; f != nil {
 		f(k, err, delay)
 	}
