@@ -49,8 +49,9 @@ type Policy struct {
 	Timeout time.Duration
 	// MaxElapsed bounds the whole job, all attempts and the waits between
 	// them together, counted from the first attempt's start: no retry is
-	// scheduled whose wait would end past it, and an attempt running when
-	// it passes ends as at a Timeout (its ctx carries that deadline).
+	// scheduled whose wait would end past it, an attempt running when it
+	// passes ends as at a Timeout (its ctx carries that deadline), and a
+	// retry still waiting for a worker then ends so without running.
 	MaxElapsed time.Duration
 	// RetryIf, when set, decides alone whether an error is retried,
 	// *PanicError and context errors included; Permanent errors and a done
@@ -58,8 +59,8 @@ type Policy struct {
 	RetryIf func(error) bool
 	// OnRetry, when set, observes each retry before its wait: attempt is the
 	// attempt that failed (1-based), err its error, delay the wait before
-	// the next attempt. It must be safe for concurrent use and return
-	// quickly.
+	// the next attempt. It returns before that wait starts. It must be
+	// safe for concurrent use and return quickly: Cancel waits for it.
 	OnRetry func(attempt int, err error, delay time.Duration)
 }
 
