@@ -300,7 +300,6 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		}
 	}
 	p.submitted++
-	p.passRoom()
 	var w *worker[In, Out]
 	if n := len(p.idle); n > 0 {
 		// An idle worker means the queue was empty: hand the job
@@ -310,6 +309,9 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		w.hand, _ = p.ring.Pop()
 		w.handed, w.busy, w.cur = true, true, w.hand.j
 	}
+	// After the hand-off, which frees the slot again: with a queue of
+	// one, a submitter waiting for room would otherwise never hear of it.
+	p.passRoom()
 	p.mu.Unlock()
 	if w != nil {
 		w.wake <- struct{}{}

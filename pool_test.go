@@ -1285,3 +1285,45 @@ func TestMetricsCountGoJobsOnALivePool(t *testing.T) {
 		}
 	})
 }
+
+// TestSubmitWaitingForRoomInAQueueOfOneIsWoken: with WithQueueSize(1), two
+// submitters wait for room while the only worker is busy. Each must get in
+// once the worker drains the queue: the room a hand-off to an idle worker
+// frees must reach the next waiter (the second waiter used to wait
+// forever, with the queue empty and the worker idle).
+func TestSubmitWaitingForRoomInAQueueOfOneIsWoken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		p := New(1, func(ctx context.Context, in int) (int, error) {
+			if in == 0 {
+				<-gate
+			}
+			return in, nil
+		}, WithQueueSize(1))
+		ctx := context.Background()
+		first := p.Submit(ctx, 0)  // runs, held at the gate
+		queued := p.Submit(ctx, 1) // fills the queue
+		done := make(chan *Result[int], 2)
+		for i := 2; i < 4; i++ {
+			go func() { done <- p.Submit(ctx, i) }() // both wait for room
+		}
+		synctest.Wait()
+		close(gate)
+		for _, r := range []*Result[int]{first, queued} {
+			if _, err := r.Await(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 {
+			select {
+			case r := <-done:
+				if _, err := r.Await(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(time.Hour):
+				t.Fatalf("a Submit still waits for room an hour later; Metrics %+v", p.Metrics())
+			}
+		}
+		p.Close()
+	})
+}
