@@ -346,7 +346,15 @@ func (w *worker[In, Out]) runJob(t task[In, Out]) {
 	// job may now wait in backoff) must not claim the job.
 	k := int(t.k)
 	if !t.j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k+1, phaseRunning)) {
-		return // cancelled, abandoned, or run by an awaiting handler
+		// Cancelled, abandoned, or run by an awaiting handler. If it
+		// ended, whoever ended it counts it and then completes it: wait
+		// for that (a moment), so that this stale entry, perhaps the
+		// last thing a closing pool held, is not gone before the count
+		// is in, and Shutdown cannot return with Metrics short of it.
+		if t.j.state.Load()&phaseMask == phaseDone {
+			t.j.wait.Wait()
+		}
+		return
 	}
 	w.attempt(t.j, k+1)
 }
