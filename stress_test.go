@@ -63,21 +63,37 @@ func stressOut(id int) int { return 2*id + 1 }
 // stressMaxJobs bounds the ids a TestStress round hands out.
 const stressMaxJobs = 1 << 17
 
-// outcomeCounts tallies final outcomes the way Metrics does.
-type outcomeCounts struct{ Succeeded, Failed, Canceled uint64 }
+// outcomeCounts tallies final outcomes the way Metrics does. Expired holds
+// the plain context.DeadlineExceeded outcomes, which Metrics counts either
+// way: Failed at a timeout, Canceled when the submission ctx expired before
+// the job ran.
+type outcomeCounts struct{ Succeeded, Failed, Canceled, Expired uint64 }
 
 // add counts err as Metrics documents: nil succeeded; cancelled when it is
-// (or wraps) context.Canceled or ErrClosed and is no panic; failed otherwise.
+// (or wraps) context.Canceled or ErrClosed and is no panic, nor a job that
+// used up its retries; failed otherwise, but for a plain deadline.
 func (c *outcomeCounts) add(err error) {
 	var pe *PanicError
+	var ex *ExhaustedError
 	switch {
 	case err == nil:
 		c.Succeeded++
-	case !errors.As(err, &pe) && (errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)):
+	case errors.As(err, &pe) || errors.As(err, &ex):
+		c.Failed++
+	case errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed):
 		c.Canceled++
+	case errors.Is(err, context.DeadlineExceeded):
+		c.Expired++
 	default:
 		c.Failed++
 	}
+}
+
+// fewerThan reports whether Metrics m count fewer outcomes of some kind
+// than c, which saw only some of the jobs.
+func (c outcomeCounts) fewerThan(m Metrics) bool {
+	return m.Succeeded < c.Succeeded || m.Failed < c.Failed || m.Canceled < c.Canceled ||
+		m.Failed+m.Canceled < c.Failed+c.Canceled+c.Expired
 }
 
 // tracked is a Result a stress or fuzz run awaits at its end.
@@ -628,12 +644,12 @@ func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose
 	if refused := uint64(s.refused.Load()); m.Rejected < refused {
 		report("Rejected = %d, but TrySubmit and Go saw %d refusals", m.Rejected, refused)
 	}
-	if known := uint64(s.goOK.Load()) + byTry.Succeeded + byTry.Failed + byTry.Canceled; m.Submitted < known {
+	if known := uint64(s.goOK.Load()) + byTry.Succeeded + byTry.Failed + byTry.Canceled + byTry.Expired; m.Submitted < known {
 		report("Submitted = %d, but TrySubmit and Go saw %d accepted", m.Submitted, known)
 	}
-	if m.Succeeded < byTry.Succeeded || m.Failed < byTry.Failed || m.Canceled < byTry.Canceled {
+	if byTry.fewerThan(m) {
 		report("Metrics count fewer outcomes than TrySubmit's Results alone: (-results +metrics)\n%s",
-			cmp.Diff(byTry, outcomeCounts{m.Succeeded, m.Failed, m.Canceled}))
+			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled}))
 	}
 	if m.Running != 0 || m.Queued != 0 || m.Workers != 0 {
 		report("closed pool: Running %d, Queued %d, Workers %d; want 0, 0, 0", m.Running, m.Queued, m.Workers)
@@ -1153,9 +1169,9 @@ func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64)
 		t.Errorf("Submitted %d + Rejected %d = %d, but %d submission calls were made",
 			m.Submitted, m.Rejected, m.Submitted+m.Rejected, calls)
 	}
-	if m.Succeeded < byTry.Succeeded || m.Failed < byTry.Failed || m.Canceled < byTry.Canceled {
+	if byTry.fewerThan(m) {
 		t.Errorf("Metrics count fewer outcomes than TrySubmit's Results alone (-results +metrics):\n%s",
-			cmp.Diff(byTry, outcomeCounts{m.Succeeded, m.Failed, m.Canceled}))
+			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled}))
 	}
 	if m.Running != 0 || m.Queued != 0 || m.Workers != 0 {
 		t.Errorf("closed pool: Running %d, Queued %d, Workers %d; want 0, 0, 0", m.Running, m.Queued, m.Workers)
