@@ -2,8 +2,9 @@ package jobq
 
 // TestRandomWorkloadsKeepTheInvariants: seeded randomized invariant
 // checking. Each iteration builds fresh pools (two typed pools A and B,
-// chained by Then, and a legacy Queue Q) in a synctest bubble and lets a few actors mix, at random moments:
-// Submit / TrySubmit / Go / EnQueueTask with random policies (retries,
+// chained by Then, and a legacy Queue Q) in a synctest bubble and lets a
+// few actors mix, at random moments: Submit / TrySubmit / Go / EnQueueTask
+// with random policies (retries,
 // backoff, jitter, Timeout, MaxElapsed, RetryIf), submission ctxs that are
 // cancelled or time out, Result.Cancel, bounded Await, Then chains, Map over
 // a pool or a chain (Ordered, InFlight, early break, ctx ending), Resize up
