@@ -129,6 +129,8 @@ type worker[In, Out any] struct {
 	// reads it checks the job's state or tolerates acting on an ended
 	// attempt.
 	cur *job[In, Out]
+	// curK: for an inline record, the attempt of cur that it runs.
+	curK int
 
 	// The per-attempt timeout timer, reused across attempts.
 	tmu      sync.Mutex
@@ -170,7 +172,8 @@ type Pool[In, Out any] struct {
 	closing   bool
 	abandoned bool
 	drainDone bool
-	_         [5]byte
+	sweeping  bool // a sweep goroutine runs
+	_         [4]byte
 
 	// Read on every job, written once (or, quitting, at a give-up).
 	h        Handler[In, Out]
@@ -260,6 +263,12 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		m.Failed += w.failed.Load()
 	}
 	for _, w := range p.inline {
+		// A job run in place (fork–join with the queue full, an
+		// awaiting handler's help, an awaited retry) runs a handler
+		// too, until its attempt has ended.
+		if s := w.cur.state.Load(); s == mkState(w.curK, phaseRunning) || s == mkState(w.curK, phaseFinishing) {
+			m.Running++
+		}
 		m.Succeeded += w.succeeded.Load()
 		m.Failed += w.failed.Load()
 	}
@@ -479,10 +488,56 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 // checkDrained closes drained once intake has stopped and nothing accepted
 // is left to run. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
-	if !p.drainDone && len(p.all) == 0 && p.settled() {
+	if p.drainDone || len(p.all) != 0 {
+		return
+	}
+	if p.settled() {
 		p.drainDone = true
 		close(p.drained)
+		return
 	}
+	if p.closing && !p.sweeping && p.staleFront() {
+		// No worker is left to discard the entries of jobs that ended
+		// while queued (cancelled, or run in place by an awaiting
+		// handler): discard them, so that a paused pool whose accepted
+		// jobs have all ended drains.
+		p.sweeping = true
+		go p.sweep()
+	}
+}
+
+// staleFront reports whether the next entry a worker would take is one of a
+// job that someone else has claimed or ended. p.mu is held.
+func (p *Pool[In, Out]) staleFront() bool {
+	t, ok := p.retries.peek()
+	if !ok {
+		if t, ok = p.ring.peek(); !ok {
+			return false
+		}
+	}
+	return t.j != nil && t.j.state.Load() != mkState(int(t.k), phaseQueued)
+}
+
+// sweep discards stale entries off the front of a closing pool's queues
+// while it has no worker, as a worker would: for an ended job, once it is
+// counted.
+func (p *Pool[In, Out]) sweep() {
+	p.mu.Lock()
+	for len(p.all) == 0 && p.staleFront() {
+		t, ok := p.retries.Pop()
+		if !ok {
+			t, _ = p.ring.Pop()
+		}
+		p.passRoom()
+		if t.j.state.Load()&phaseMask == phaseDone {
+			p.mu.Unlock()
+			t.j.wait.Wait()
+			p.mu.Lock()
+		}
+	}
+	p.sweeping = false
+	p.checkDrained()
+	p.mu.Unlock()
 }
 
 // Shutdown stops intake at once: later submissions fail with ErrClosed, and
@@ -613,8 +668,9 @@ func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) {
 	if _, ok := p.backoffs[j]; ok {
 		delete(p.backoffs, j)
 		j.rs.stopBackoff()
-		p.wakeIfDrained()
 	}
+	// j may have ended in the queue of a pool with no worker to discard it.
+	p.wakeIfDrained()
 	p.mu.Unlock()
 }
 
@@ -632,8 +688,8 @@ func (p *Pool[In, Out]) wakeIfDrained() {
 		for len(p.idle) > 0 {
 			p.wakeOne()
 		}
-		p.checkDrained()
 	}
+	p.checkDrained()
 }
 
 // count records how a job ended, on w's own counters when a worker ended it.

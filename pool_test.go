@@ -1327,3 +1327,117 @@ func TestSubmitWaitingForRoomInAQueueOfOneIsWoken(t *testing.T) {
 		p.Close()
 	})
 }
+
+// TestRunningCountsAForkJoinChildRunInPlace: a fork–join child that Submit
+// runs in the calling handler (queue full) is a handler running now, and
+// Metrics counts it in Running (it used to count it nowhere).
+func TestRunningCountsAForkJoinChildRunInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bg := context.Background()
+		started := make(chan int, 4)
+		gate := make(chan struct{})
+		var p *Pool[int, int]
+		p = New(1, func(ctx context.Context, in int) (int, error) {
+			switch in {
+			case 0: // parent: fill the queue of one, then run child 2 in place
+				r1 := p.Submit(ctx, 1)
+				r2 := p.Submit(ctx, 2)
+				_, err1 := r1.Await(ctx)
+				_, err2 := r2.Await(ctx)
+				return 0, errors.Join(err1, err2)
+			case 2:
+				started <- in
+				<-gate
+			}
+			return in, nil
+		}, WithQueueSize(1))
+		r := p.Submit(bg, 0)
+		<-started // child 2 runs in the parent's goroutine
+		m := p.Metrics()
+		inFlight := int64(m.Submitted - m.Succeeded - m.Failed - m.Canceled)
+		// Two handlers run (parent 0, child 2); child 1 is queued.
+		if m.Running != 2 || m.Running+m.Queued != inFlight {
+			t.Errorf("child run in place: Submitted %d, ended %d, Running %d, Queued %d; want Running 2 and Running+Queued = %d in flight",
+				m.Submitted, m.Submitted-uint64(inFlight), m.Running, m.Queued, inFlight)
+		}
+		close(gate)
+		if _, err := r.Await(bg); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunningCountsAnAwaitedRetryRunInPlace: a retry of an awaited nested
+// job runs in the timer's goroutine (requeue), and counts in Running while
+// its handler runs (Metrics used to show an idle-looking pool, Running 0
+// and Queued 0, with a job in flight).
+func TestRunningCountsAnAwaitedRetryRunInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bg := context.Background()
+		out := make(chan *Result[int], 1)
+		started := make(chan struct{})
+		gate := make(chan struct{})
+		attempts := 0
+		var p *Pool[int, int]
+		p = New(1, func(ctx context.Context, in int) (int, error) {
+			if in == 0 { // parent: a child that outlives it, as the Handler doc says
+				out <- p.Submit(context.WithoutCancel(ctx), 1,
+					Policy{MaxAttempts: 2, Backoff: Constant(time.Second)})
+				return 0, nil
+			}
+			attempts++
+			if attempts == 1 {
+				return 0, errors.New("transient")
+			}
+			close(started)
+			<-gate
+			return 1, nil
+		})
+		_ = p.Submit(bg, 0)
+		child := <-out
+		synctest.Wait() // the child's first attempt failed: it is in backoff
+		done := make(chan error)
+		go func() { _, err := child.Await(bg); done <- err }()
+		<-started // the retry runs in the backoff timer's goroutine
+		m := p.Metrics()
+		if m.Running != 1 {
+			t.Errorf("retry running in place: Running %d, Queued %d, Submitted %d, ended %d; want Running 1",
+				m.Running, m.Queued, m.Submitted, m.Succeeded+m.Failed+m.Canceled)
+		}
+		close(gate)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestShutdownOfAPausedPoolWhoseJobsAllEndedReturns: every accepted job of
+// a paused pool has ended (cancelled while queued), so a graceful Shutdown
+// returns and Queued is 0, with no worker to discard the stale entry
+// (Shutdown used to wait for a worker for ever).
+func TestShutdownOfAPausedPoolWhoseJobsAllEndedReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bg := context.Background()
+		p := New(1, func(ctx context.Context, in int) (int, error) { return in, nil })
+		p.Resize(0)
+		r := p.Submit(bg, 1)
+		r.Cancel()
+		if _, err := r.Await(bg); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Await = %v, want Canceled", err)
+		}
+		ctx, cancel := context.WithTimeout(bg, time.Hour)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown with every accepted job ended = %v, want nil", err)
+		}
+		if m := p.Metrics(); m.Queued != 0 {
+			t.Errorf("after Shutdown: Queued %d, want 0", m.Queued)
+		}
+	})
+}

@@ -71,6 +71,14 @@ func (r *Ring[T]) Push(v T) bool {
 	return true
 }
 
+// peek returns the oldest item without removing it.
+func (r *Ring[T]) peek() (v T, ok bool) {
+	if r.n == 0 {
+		return v, false
+	}
+	return r.buf[r.head], true
+}
+
 // Pop removes and returns the oldest item.
 func (r *Ring[T]) Pop() (v T, ok bool) {
 	if r.n == 0 {

@@ -346,14 +346,9 @@ func (w *worker[In, Out]) runJob(t task[In, Out]) {
 	// job may now wait in backoff) must not claim the job.
 	k := int(t.k)
 	if !t.j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k+1, phaseRunning)) {
-		// Cancelled, abandoned, or run by an awaiting handler. If it
-		// ended, whoever ended it counts it and then completes it: wait
-		// for that (a moment), so that this stale entry, perhaps the
-		// last thing a closing pool held, is not gone before the count
-		// is in, and Shutdown cannot return with Metrics short of it.
-		if t.j.state.Load()&phaseMask == phaseDone {
-			t.j.wait.Wait()
-		}
+		// Cancelled, abandoned, or run by an awaiting handler. This
+		// stale entry may be the last thing a closing pool held.
+		t.j.awaitEnder()
 		return
 	}
 	w.attempt(t.j, k+1)
@@ -424,11 +419,14 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		if j.state.CompareAndSwap(running, mkState(k, phaseDone)) {
 			j.p.count(w, nil)
 			j.complete(out, nil)
+		} else {
+			j.awaitEnder()
 		}
 		return
 	}
 	if !j.state.CompareAndSwap(running, mkState(k, phaseFinishing)) {
-		return // ended by someone else
+		j.awaitEnder() // ended by someone else
+		return
 	}
 	var prev, elapsed time.Duration
 	var errs []error
@@ -447,6 +445,18 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 	j.p.count(w, final)
 	var zero Out
 	j.complete(zero, final)
+}
+
+// awaitEnder waits, if someone else (Cancel, Shutdown's give-up, a
+// timeout) has just ended j, until they have counted and completed it: a
+// moment, as they do so right after the state change. The caller's worker
+// then comes back for its next job, or retires and lets a closing pool
+// drain, only once the count is in, so a Shutdown that returns nil never
+// finds Metrics one short.
+func (j *job[In, Out]) awaitEnder() {
+	if j.state.Load()&phaseMask == phaseDone {
+		j.wait.Wait()
+	}
 }
 
 // retryLater puts j, whose attempt k failed with err, in backoff for delay.
@@ -597,7 +607,7 @@ func (j *job[In, Out]) runInline() {
 func (j *job[In, Out]) runAttempt(k int) {
 	p := j.p
 	w := p.newWorker()
-	w.cur = j // for Cancel and Shutdown, like a worker's
+	w.cur, w.curK = j, k // for Cancel and Shutdown, like a worker's; and Metrics
 	p.mu.Lock()
 	p.inline = append(p.inline, w)
 	p.mu.Unlock()
