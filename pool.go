@@ -56,7 +56,7 @@ type Metrics struct {
 	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
 	Retried   uint64 // extra attempts scheduled
 
-	Running int64 // jobs the pool's workers hold now: taken from the queue, running or about to
+	Running int64 // jobs the pool's workers hold now (taken from the queue, running or about to), and jobs run in place of a handler awaiting them
 	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
 
 	Workers int // worker goroutines alive
