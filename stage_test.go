@@ -1431,3 +1431,75 @@ func TestCloseWaitsForAForkJoinChildRunInlineOffItsPoolsWorkers(t *testing.T) {
 		first.Close()
 	})
 }
+
+// panicStage's Submit panics, as a user Stage may on bad input.
+type panicStage struct{}
+
+func (panicStage) Submit(context.Context, int, ...Policy) *Result[int] { panic("stage boom") }
+
+// nilStage's Submit breaks the Stage contract by returning nil.
+type nilStage struct{}
+
+func (nilStage) Submit(context.Context, int, ...Policy) *Result[int] { return nil }
+
+// TestMapRaisesAPanicOfTheStagesSubmit: a panic in the stage's Submit (or
+// Map's own panic at a nil Result) must reach the consumer, not leave Map
+// stuck in stop waiting for a notice the item will never send.
+func TestMapRaisesAPanicOfTheStagesSubmit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Stage[int, int]
+		want string
+	}{
+		{"panicking Submit", panicStage{}, "stage boom"},
+		{"nil Result", nilStage{}, "Submit returned a nil Result"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				got := make(chan any, 1)
+				go func() {
+					defer func() { got <- recover() }()
+					for range Map(context.Background(), tc.s, slices.Values([]int{1, 2})) {
+					}
+				}()
+				synctest.Wait()
+				select {
+				case v := <-got:
+					if s, _ := v.(string); !strings.Contains(s, tc.want) {
+						t.Errorf("Map panicked with %v, want %q", v, tc.want)
+					}
+				default:
+					t.Fatalf("Map is stuck after the stage's Submit panicked (want panic %q)", tc.want)
+				}
+			})
+		})
+	}
+}
+
+// TestMapOverAPoolEndsATimedOutItemAtItsDeadline: a Result completes with
+// context.DeadlineExceeded at its attempt's deadline even if the handler
+// ignores its ctx (DESIGN: Timeouts), and Map over Then(p, ...) or any
+// Result-returning stage yields it then. Map over p itself must not wait
+// for the handler instead (here an hour, on synctest's clock).
+func TestMapOverAPoolEndsATimedOutItemAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(1, func(_ context.Context, x int) (int, error) {
+			<-time.After(time.Hour) // ignores its ctx
+			return x, nil
+		}, WithPolicy(Policy{Timeout: time.Second}), WithQueueSize(4))
+		defer p.Close()
+		start := time.Now()
+		_, err := p.Submit(context.Background(), 1).Await(context.Background())
+		if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d != time.Second {
+			t.Fatalf("Submit: %v after %v; want DeadlineExceeded after 1s", err, d)
+		}
+		synctest.Wait()
+		<-time.After(time.Hour) // the worker comes free
+		start = time.Now()
+		for _, err := range Map(context.Background(), p, slices.Values([]int{2})) {
+			if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d != time.Second {
+				t.Errorf("Map: %v after %v; want DeadlineExceeded after 1s, as Submit", err, d)
+			}
+		}
+	})
+}

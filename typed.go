@@ -323,8 +323,20 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 
 // submitItem queues in for Map, waiting for room like Submit: the outcome
 // goes to sink's slot, and no Result is made, so it allocates nothing.
+//
+// With a Timeout or MaxElapsed, the item gets a job record, as Submit
+// makes: an attempt's deadline ends a job at once, even if its handler
+// ignores ctx, where a fire-and-forget job's outcome waits for the handler.
 func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out], slot int32) error {
-	err := p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}, true)
+	t := task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}
+	if p.def.Timeout > 0 || p.def.MaxElapsed > 0 {
+		j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: &p.def}
+		j.ctl = j
+		j.wait.Add(1)
+		j.onDone(func() { sink.done(slot, j.val, j.err) })
+		t = task[In, Out]{j: j}
+	}
+	err := p.enqueue(ctx, t, true)
 	if err != nil {
 		p.rejected.Add(1)
 	}
