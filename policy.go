@@ -60,7 +60,8 @@ type Policy struct {
 	// OnRetry, when set, observes each retry before its wait: attempt is the
 	// attempt that failed (1-based), err its error, delay the wait before
 	// the next attempt. It returns before that wait starts. It must be
-	// safe for concurrent use and return quickly: Cancel waits for it.
+	// safe for concurrent use and return quickly: Cancel waits for it, so
+	// it must not cancel the job it reports on.
 	OnRetry func(attempt int, err error, delay time.Duration)
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // DefaultQueueSize is the queue bound of a pool built without WithQueueSize.
-// The ring grows to it on demand, so an idle pool holds only a few slots.
+// The ring grows to it on demand: a new pool holds no slots, and a drained
+// one keeps at most 1024.
 const DefaultQueueSize = 4096
 
 // An Option configures a pool at construction.
@@ -52,8 +53,8 @@ type Metrics struct {
 	Rejected  uint64 // submissions refused: pool closed, queue full, ctx ended while waiting for room, bad input
 
 	Succeeded uint64 // jobs whose handler returned a nil error
-	Failed    uint64 // jobs that ended with an error: handler errors, timeouts and panics included
-	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran, or Shutdown gave up on them (ErrClosed)
+	Failed    uint64 // jobs that ended with any other error: handler errors, timeouts, panics and exhausted retries included
+	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran or in a retry backoff, Shutdown gave up on them (ErrClosed), or their final error matches context.Canceled or ErrClosed (errors.Is) and is neither a *PanicError nor an *ExhaustedError
 	Retried   uint64 // extra attempts scheduled
 
 	Running int64 // jobs the pool's workers hold now (taken from the queue, running or about to), and jobs run in place of a handler awaiting them

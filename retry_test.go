@@ -1144,3 +1144,110 @@ func TestExhaustedJobCountsAsFailedWhateverItsEarlierErrors(t *testing.T) {
 		checkCounts(t, p.Metrics(), counts{Submitted: 1, Failed: 1, Retried: 1})
 	})
 }
+
+// TestSubmitWhoseCtxEndsInBackoffEndsWhileEveryWorkerIsBusy: a job in
+// retry backoff ends as its ctx ends even when no worker is free to take
+// it (it used to end only once a worker came free).
+func TestSubmitWhoseCtxEndsInBackoffEndsWhileEveryWorkerIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		p := New(1, func(_ context.Context, in int) (int, error) {
+			if in == 0 {
+				<-gate // holds the only worker
+				return 0, nil
+			}
+			return 0, errors.New("transient")
+		})
+		defer p.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		r := p.Submit(ctx, 1, Policy{MaxAttempts: 3, Backoff: Constant(time.Hour)})
+		synctest.Wait() // the first attempt failed: the job is in backoff
+		busy := p.Submit(context.Background(), 0)
+		synctest.Wait() // the worker is held
+		cancel()
+		synctest.Wait()
+		select {
+		case <-r.Done():
+		default:
+			t.Fatalf("the job's ctx ended while it was in backoff, but it is still pending; Metrics %+v", p.Metrics())
+		}
+		if _, err := r.Await(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Errorf("Await: err = %v, want context.Canceled", err)
+		}
+		if m := p.Metrics(); m.Canceled != 1 || m.Queued != 0 {
+			t.Errorf("Metrics %+v, want one Canceled and nothing queued", m)
+		}
+		close(gate)
+		if _, err := busy.Await(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestCloseReturnsAfterRetryIfPanicsInAnAttemptRunByAwait: a nested job's
+// last attempt, run in place by an awaiting handler (help), whose RetryIf
+// panics in finalErr: the panic unwinds into the awaiting handler, which
+// the pool recovers. A worker then pops the job's stale retry entry; it
+// must not wait for ever for the job to complete (awaitEnder), and Close
+// returns.
+func TestCloseReturnsAfterRetryIfPanicsInAnAttemptRunByAwait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errA, errB := errors.New("a"), errors.New("b")
+		goParent, unblock := make(chan struct{}), make(chan struct{})
+		childCh := make(chan *Result[string], 1)
+		pol := Policy{
+			MaxAttempts: 2,
+			Backoff:     Constant(time.Hour),
+			RetryIf: func(err error) bool {
+				if err == errB {
+					panic("RetryIf: unexpected error")
+				}
+				return true
+			},
+		}
+		var p *Pool[string, string]
+		p = New(2, func(ctx context.Context, in string) (string, error) {
+			switch in {
+			case "parent":
+				c := p.Submit(ctx, "child", pol)
+				childCh <- c
+				<-goParent
+				return c.Await(ctx) // runs attempt 2 in place; RetryIf panics
+			case "child":
+				if p.Metrics().Retried == 0 {
+					return "", errA
+				}
+				return "", errB
+			case "block":
+				<-unblock
+			}
+			return "", nil
+		})
+		parent := p.Submit(context.Background(), "parent")
+		c := <-childCh
+		synctest.Wait() // the child's first attempt failed: it is in backoff
+		if err := p.Go(context.Background(), "block"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(time.Hour) // fake time: the backoff ends, the retry is queued
+		synctest.Wait()
+		close(goParent)
+		if _, err := parent.Await(context.Background()); err == nil {
+			t.Fatal("parent: want the recovered panic")
+		}
+		close(unblock) // the worker pops the child's stale entry
+
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close() }()
+		synctest.Wait()
+		select {
+		case <-closed:
+		default:
+			t.Error("Close hangs: a worker waits forever in awaitEnder on the stale entry of a job that is phaseDone but never completed")
+			// Release the worker so that the bubble can end.
+			c.ctl.(*job[string, string]).complete("", errB)
+			<-closed
+		}
+	})
+}

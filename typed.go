@@ -23,7 +23,9 @@
 // Costs: on the hot paths a submission takes one lock and, when a worker is
 // idle, one wake-up; [Pool.Go] and [Queue.EnQueueTask] allocate nothing,
 // [Pool.Submit] allocates its Result, [Map] over a Pool allocates nothing per
-// item. The comparative benchmarks live in internal/benchcmp.
+// item unless the pool's policy has a Timeout or MaxElapsed. A retry
+// allocates a record for a job that had none. The comparative benchmarks
+// live in internal/benchcmp.
 package jobq
 
 import (
@@ -125,7 +127,8 @@ func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
 // job. ctx also gives the handler its values and cancellation.
 //
 // Cost: one allocation (the Result, 144 bytes for small In and Out) with no
-// policy or the pool's, one more with a policy of its own. Measured on 2
+// policy or the pool's, one more with a policy of its own, and one more
+// when the policy has a MaxElapsed. Measured on 2
 // cores, Submit plus Await of a trivial job costs about 250-420 ns, about 4
 // times a hand-written channel pool with a result slot per job and faster
 // than the result APIs of pond, conc and errgroup (BenchmarkSubmitAwait here
@@ -195,7 +198,8 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 // policy; a per-attempt timeout cancels the handler's ctx, and the job's
 // outcome is taken when the handler returns.
 //
-// Cost: no allocation without a policy of its own (one with one). Measured
+// Cost: no allocation without a policy of its own (one with one); a retry
+// allocates a record for the job. Measured
 // on 2 cores, a trivial job costs about 100-200 ns end to end, 1.5 to 2.3
 // times a plain worker pool fed through a buffered channel (BenchmarkGo
 // beside BenchmarkChannelPool).
@@ -454,8 +458,12 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		j.retryLater(k, err, delay) // leaves finishing for queued
 		return
 	}
-	j.state.Store(mkState(k, phaseDone))
+	// finalErr may call RetryIf: while it runs the job is finishing, not
+	// done, so a panic there (recovered by an awaiting handler that ran
+	// the attempt in place) cannot leave a done job that never completes,
+	// for awaitEnder to wait on for ever.
 	final := finalErr(j.pol, j.ctx, k, err, errs)
+	j.state.Store(mkState(k, phaseDone))
 	j.p.count(w, final)
 	var zero Out
 	j.complete(zero, final)
@@ -505,6 +513,21 @@ func (j *job[In, Out]) requeue() {
 	delete(p.backoffs, j)
 	j.rs.stopBackoff() // its ctx may have ended it before the timer
 	k := int(j.state.Load() >> 2)
+	if err := j.ctx.Err(); err != nil {
+		// Its ctx ended during the backoff (the watch beside the timer
+		// fired): it ends now, cancelled, rather than when a worker
+		// comes free to take it. In no queue meanwhile: limbo keeps a
+		// closing pool from draining before it is counted.
+		p.limbo++
+		p.mu.Unlock()
+		defer p.leaveLimbo()
+		if j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k, phaseDone)) {
+			p.canceled.Add(1)
+			var zero Out
+			j.complete(zero, err)
+		}
+		return
+	}
 	if j.awaited {
 		// A handler of this pool awaits j, holding its worker: run the
 		// retry here, in its stead, as help does, rather than wait for

@@ -764,6 +764,9 @@ func TestAllocationBounds(t *testing.T) {
 	seed := NewPool(2)
 	defer seed.Release()
 	task := func(context.Context) error { done <- struct{}{}; return nil }
+	inc := New(2, func(_ context.Context, n int) (int, error) { return n + 1, nil })
+	defer inc.Close()
+	chain := Then[int, int, int](inc, results)
 
 	submitAwait := func(pol ...Policy) func() {
 		return func() {
@@ -796,6 +799,13 @@ func TestAllocationBounds(t *testing.T) {
 		// Issue 4: a policy with a timeout adds at most 2 allocations.
 		{"Submit+Await with a Timeout policy", submitAwait(Policy{Timeout: time.Hour}), 3},
 		{"Go with a Timeout policy", goAndWait(Policy{Timeout: time.Hour}), 1},
+		// Then's doc: both Submits and two of its own, and no goroutine
+		// per awaited item (one used to start for each).
+		{"Then Submit+Await", func() {
+			if v, err := chain.Submit(ctx, 20).Await(ctx); v != 42 || err != nil {
+				t.Fatalf("chain.Submit(20).Await = %d, %v; want 42, nil", v, err)
+			}
+		}, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
