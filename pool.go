@@ -613,8 +613,12 @@ func (p *Pool[In, Out]) abandon() {
 			held = append(held, w.cur)
 		}
 	}
-	p.checkDrained()
+	// The jobs taken out above are in no queue until dropped, and the
+	// held ones are yet to be ended: limbo keeps a concurrent Shutdown
+	// from seeing the pool drained before they are counted.
+	p.limbo++
 	p.mu.Unlock()
+	defer p.leaveLimbo()
 
 	for _, t := range left {
 		p.drop(t, ErrClosed)

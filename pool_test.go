@@ -1441,3 +1441,43 @@ func TestShutdownOfAPausedPoolWhoseJobsAllEndedReturns(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseDuringAGiveUpWaitsUntilTheDroppedJobsAreCounted: Shutdown's
+// give-up takes the queued jobs out of the queue before it ends and counts
+// them. A concurrent Close must not return nil meanwhile (it did, with
+// accepted jobs neither counted nor completed).
+func TestCloseDuringAGiveUpWaitsUntilTheDroppedJobsAreCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := New(1, func(ctx context.Context, in int) (int, error) { return in, nil })
+		p.Resize(0) // paused: the jobs stay queued
+		synctest.Wait()
+		r1 := p.Submit(context.Background(), 1)
+		r2 := p.Submit(context.Background(), 2)
+		release := make(chan struct{})
+		// A completion hook (as Then installs) that takes a while.
+		r1.onDone(func() { <-release })
+
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		gaveUp := make(chan error, 1)
+		go func() { gaveUp <- p.Shutdown(ctx) }()
+		synctest.Wait() // abandon is dropping r1, its hook blocked
+
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close() }()
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			m := p.Metrics()
+			if err == nil && m.Submitted != m.Succeeded+m.Failed+m.Canceled {
+				t.Errorf("Close returned nil with jobs uncounted: %+v (r2 done: %v)", m, r2.isDone())
+			}
+		default:
+		}
+		close(release)
+		<-gaveUp
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -1251,3 +1251,43 @@ func TestCloseReturnsAfterRetryIfPanicsInAnAttemptRunByAwait(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryIfPanicInAnAttemptRunByAwaitEndsTheJob: a nested job run in
+// place by its awaiting parent (help) whose RetryIf panics ends with a
+// *PanicError, counted, before the panic goes on to the parent. It used to
+// stay finishing for ever: never completed nor counted, yet Close returned
+// nil, and Cancel on it would spin for ever.
+func TestRetryIfPanicInAnAttemptRunByAwaitEndsTheJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errA := errors.New("a")
+		pol := Policy{MaxAttempts: 2, RetryIf: func(error) bool { panic("RetryIf boom") }}
+		childCh := make(chan *Result[string], 1)
+		var p *Pool[string, string]
+		p = New(1, func(ctx context.Context, in string) (string, error) {
+			if in == "child" {
+				return "", errA
+			}
+			c := p.Submit(ctx, "child", pol) // queued: the only worker is ours
+			childCh <- c
+			return c.Await(ctx) // help runs it here; RetryIf panics
+		})
+		parent := p.Submit(context.Background(), "parent")
+		if _, err := parent.Await(context.Background()); err == nil {
+			t.Fatal("parent: want the recovered panic")
+		}
+		c := <-childCh
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		m := p.Metrics()
+		if m.Submitted != m.Succeeded+m.Failed+m.Canceled {
+			t.Errorf("Close returned nil, Metrics short: %+v", m)
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Errorf("child never completes: state phase %d", c.state.Load()&phaseMask)
+		}
+	})
+}

@@ -446,6 +446,25 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		j.awaitEnder() // ended by someone else
 		return
 	}
+	// RetryIf, Backoff and Jitter run while the job is finishing: should
+	// one panic (recovered by an awaiting handler that ran the attempt in
+	// place), the job must not stay finishing for ever, never completed
+	// nor counted, with Cancel spinning on it. It ends with the panic.
+	// (A panicking OnRetry leaves it in backoff: the CAS below fails.)
+	decided := false
+	defer func() {
+		if decided {
+			return
+		}
+		v := recover()
+		if j.state.CompareAndSwap(mkState(k, phaseFinishing), mkState(k, phaseDone)) {
+			perr := &PanicError{Value: v, Stack: debug.Stack()}
+			j.p.count(w, perr)
+			var zero Out
+			j.complete(zero, perr)
+		}
+		panic(v)
+	}()
 	var prev, elapsed time.Duration
 	var errs []error
 	if rs := j.rs; rs != nil {
@@ -456,6 +475,7 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 	}
 	if delay, ok := j.pol.retry(j.ctx, k, err, prev, elapsed, rand.Float64); ok {
 		j.retryLater(k, err, delay) // leaves finishing for queued
+		decided = true
 		return
 	}
 	// finalErr may call RetryIf: while it runs the job is finishing, not
@@ -463,6 +483,7 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 	// the attempt in place) cannot leave a done job that never completes,
 	// for awaitEnder to wait on for ever.
 	final := finalErr(j.pol, j.ctx, k, err, errs)
+	decided = true
 	j.state.Store(mkState(k, phaseDone))
 	j.p.count(w, final)
 	var zero Out
