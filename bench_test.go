@@ -2,6 +2,7 @@ package jobq
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -36,15 +37,28 @@ var sink atomic.Int64
 
 func benchWorkers() int { return runtime.GOMAXPROCS(0) }
 
+// checkSink fails b unless the tasks added n each to sink, b.N times.
+func checkSink(b *testing.B, n int64) {
+	if got, want := sink.Load(), n*int64(b.N); got != want {
+		b.Fatalf("the tasks added %d to sink, want %d: not every task ran", got, want)
+	}
+}
+
 // BenchmarkChannelPool is the floor for BenchmarkGo and BenchmarkEnQueueTask.
+// Like them, it times b.N trivial tasks end to end: the last ones drain
+// inside the timer.
 func BenchmarkChannelPool(b *testing.B) {
 	c := newChanPool(benchWorkers(), 1024)
 	task := func() { sink.Add(1) }
+	sink.Store(0)
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		c.ch <- task
 	}
 	c.close()
+	b.StopTimer()
+	checkSink(b, 1)
 }
 
 func BenchmarkGo(b *testing.B) {
@@ -53,27 +67,48 @@ func BenchmarkGo(b *testing.B) {
 		return struct{}{}, nil
 	}, WithQueueSize(1024))
 	ctx := context.Background()
+	sink.Store(0)
 	b.ReportAllocs()
-	for b.Loop() {
-		for p.Go(ctx, 1) == ErrQueueFull {
-			runtime.Gosched()
+	b.ResetTimer()
+	for range b.N {
+		for {
+			err := p.Go(ctx, 1)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) {
+				b.Fatal(err)
+			}
+			runtime.Gosched() // Go never waits for room: let the workers drain
 		}
 	}
 	_ = p.Close()
+	b.StopTimer()
+	checkSink(b, 1)
 }
 
 func BenchmarkEnQueueTask(b *testing.B) {
 	q := NewPool(benchWorkers(), WithQueueSize(1024))
 	task := func(context.Context) error { sink.Add(1); return nil }
+	sink.Store(0)
 	b.ReportAllocs()
-	for b.Loop() {
-		_ = q.EnQueueTask(task)
+	b.ResetTimer()
+	for range b.N {
+		if err := q.EnQueueTask(task); err != nil {
+			b.Fatal(err)
+		}
 	}
 	q.Release()
+	b.StopTimer()
+	checkSink(b, 1)
 }
 
+// awaitWindow is how many jobs the result benchmarks submit before they
+// await them all.
+const awaitWindow = 256
+
 // BenchmarkChannelPoolResults is the floor for BenchmarkSubmitAwait: each job
-// carries a result slot, and a window of jobs is awaited with a WaitGroup.
+// carries a result slot, and a window of jobs is awaited with one WaitGroup.
 func BenchmarkChannelPoolResults(b *testing.B) {
 	type job struct {
 		in  int
@@ -83,39 +118,52 @@ func BenchmarkChannelPoolResults(b *testing.B) {
 	ch := make(chan job, 1024)
 	var workers sync.WaitGroup
 	for range benchWorkers() {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
+		workers.Go(func() {
 			for j := range ch {
 				*j.out = j.in * 2
 				j.wg.Done()
 			}
-		}()
+		})
 	}
-	const window = 256
-	outs := make([]int, window)
+	outs := make([]int, awaitWindow)
 	var wg sync.WaitGroup
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		wg.Add(1)
-		ch <- job{in: i, out: &outs[i%window], wg: &wg}
-		if i++; i%window == 0 {
-			wg.Wait()
+	check := func(i0, n int) {
+		wg.Wait()
+		for k := range n {
+			if outs[k] != 2*(i0+k) {
+				b.Fatalf("job %d: out = %d, want %d", i0+k, outs[k], 2*(i0+k))
+			}
 		}
 	}
-	wg.Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		wg.Add(1)
+		ch <- job{in: i, out: &outs[i%awaitWindow], wg: &wg}
+		if (i+1)%awaitWindow == 0 {
+			check(i+1-awaitWindow, awaitWindow)
+		}
+	}
+	check(b.N-b.N%awaitWindow, b.N%awaitWindow)
+	b.StopTimer()
 	close(ch)
 	workers.Wait()
 }
 
 // BenchmarkChannelPoolFutures is the floor of a future per job: the channel
-// pool of BenchmarkChannelPoolResults, but each submission allocates its own
-// future (32 bytes: input, output, WaitGroup), which the worker completes
-// and the submitter awaits, in windows of 256 as BenchmarkSubmitAwait does.
-// Its gap to BenchmarkChannelPoolResults is what any API that hands out a
-// future per job pays for the allocation and its garbage.
+// pool of BenchmarkChannelPoolResults, but each job is a future of its own
+// (input, output, WaitGroup: 32 bytes) that the worker completes and the
+// submitter awaits, in windows as BenchmarkSubmitAwait does. alloc
+// allocates each future; reused takes it from an array of one window, so
+// the two differ by the allocation and its garbage alone, and reused
+// differs from BenchmarkChannelPoolResults by the per-job completion and
+// await.
 func BenchmarkChannelPoolFutures(b *testing.B) {
+	b.Run("alloc", func(b *testing.B) { benchChannelFutures(b, true) })
+	b.Run("reused", func(b *testing.B) { benchChannelFutures(b, false) })
+}
+
+func benchChannelFutures(b *testing.B, alloc bool) {
 	type future struct {
 		in, out int
 		wg      sync.WaitGroup
@@ -130,25 +178,33 @@ func BenchmarkChannelPoolFutures(b *testing.B) {
 			}
 		})
 	}
-	const window = 256
-	fs := make([]*future, 0, window)
+	var slots [awaitWindow]future
+	fs := make([]*future, 0, awaitWindow)
+	await := func() {
+		for _, f := range fs {
+			f.wg.Wait()
+			if f.out != 2*f.in {
+				b.Fatalf("job %d: out = %d, want %d", f.in, f.out, 2*f.in)
+			}
+		}
+		fs = fs[:0]
+	}
 	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		f := &future{in: i}
+	b.ResetTimer()
+	for i := range b.N {
+		f := &slots[i%awaitWindow] // free: its window was awaited
+		if alloc {
+			f = new(future)
+		}
+		f.in = i
 		f.wg.Add(1)
 		ch <- f
-		fs = append(fs, f)
-		if i++; len(fs) == window {
-			for _, f := range fs {
-				f.wg.Wait()
-			}
-			fs = fs[:0]
+		if fs = append(fs, f); len(fs) == awaitWindow {
+			await()
 		}
 	}
-	for _, f := range fs {
-		f.wg.Wait()
-	}
+	await()
+	b.StopTimer()
 	close(ch)
 	workers.Wait()
 }
@@ -156,27 +212,29 @@ func BenchmarkChannelPoolFutures(b *testing.B) {
 func BenchmarkSubmitAwait(b *testing.B) { benchSubmitAwait(b) }
 
 // benchSubmitAwait submits b.N trivial jobs with pol and awaits them in
-// windows of 256, as BenchmarkChannelPoolResults does.
+// windows, as BenchmarkChannelPoolResults does.
 func benchSubmitAwait(b *testing.B, pol ...Policy) {
 	p := New(benchWorkers(), func(_ context.Context, n int) (int, error) { return n * 2, nil }, WithQueueSize(1024))
+	defer p.Close()
 	ctx := context.Background()
-	const window = 256
-	rs := make([]*Result[int], 0, window)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		rs = append(rs, p.Submit(ctx, i, pol...))
-		if i++; len(rs) == window {
-			for _, r := range rs {
-				_, _ = r.Await(ctx)
+	rs := make([]*Result[int], 0, awaitWindow)
+	await := func(i0 int) {
+		for k, r := range rs {
+			if v, err := r.Await(ctx); err != nil || v != 2*(i0+k) {
+				b.Fatalf("job %d: Await = %d, %v; want %d, nil", i0+k, v, err, 2*(i0+k))
 			}
-			rs = rs[:0]
+		}
+		rs = rs[:0]
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if rs = append(rs, p.Submit(ctx, i, pol...)); len(rs) == awaitWindow {
+			await(i + 1 - awaitWindow)
 		}
 	}
-	for _, r := range rs {
-		_, _ = r.Await(ctx)
-	}
-	_ = p.Close()
+	await(b.N - len(rs))
+	b.StopTimer()
 }
 
 func BenchmarkRing(b *testing.B) {

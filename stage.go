@@ -290,7 +290,7 @@ func InFlight(n int) MapOption {
 // goroutine-and-channel stages (BenchmarkPipeline3). Most of that gap is
 // Map's model, not the pools: the same channel stages driven as Map drives
 // a stage, from the consuming goroutine with nothing pulled ahead, take 2
-// to 2.5 times the hand-written ones, and Map over Pools 1.1 to 1.15 times
+// to 2.8 times the hand-written ones, and Map over Pools 1 to 1.15 times
 // that (Pipeline3/channels-map). Stopping early over a Pool returns at
 // once: running handlers see their ctx cancelled and their outcomes are
 // dropped.

@@ -125,7 +125,7 @@ func benchPipelineChannelsMap(b *testing.B) {
 // channelMap is Map's loop over a channel stage of workers goroutines
 // applying f: each item pulled from in is sent to the stage; results that
 // have come back are yielded before the next pull, and once DefaultInFlight
-// items are out, the next result is awaited first.
+// items are out, the next result is awaited first, as Map waits.
 func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 	return func(yield func(int) bool) {
 		todo := make(chan int, DefaultInFlight)
@@ -140,7 +140,7 @@ func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 			todo <- v
 			if inFlight++; inFlight == DefaultInFlight {
 				inFlight--
-				if !yield(<-done) {
+				if !yield(receiveAsMapWaits(done)) {
 					return
 				}
 			}
@@ -157,11 +157,26 @@ func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 			}
 		}
 		for ; inFlight > 0; inFlight-- {
-			if !yield(<-done) {
+			if !yield(receiveAsMapWaits(done)) {
 				return
 			}
 		}
 	}
+}
+
+// receiveAsMapWaits receives from done the way Map waits for a completion:
+// a few runtime.Gosched yields to the stage's goroutines first, then a
+// blocking wait.
+func receiveAsMapWaits(done <-chan int) int {
+	for range 4 {
+		select {
+		case r := <-done:
+			return r
+		default:
+			runtime.Gosched()
+		}
+	}
+	return <-done
 }
 
 func benchPipelineMap(b *testing.B, opts ...MapOption) {
@@ -172,6 +187,7 @@ func benchPipelineMap(b *testing.B, opts ...MapOption) {
 		pools[k] = New(workers, func(_ context.Context, x int) (int, error) {
 			return f(x), nil
 		}, WithQueueSize(pipelineBuffer))
+		defer pools[k].Close()
 	}
 	ctx := context.Background()
 	var first error
@@ -190,13 +206,9 @@ func benchPipelineMap(b *testing.B, opts ...MapOption) {
 		got += v
 	}
 	b.StopTimer()
-	for _, p := range pools {
-		_ = p.Close()
-	}
 	if first != nil {
 		b.Fatal(first)
 	}
-	checkPipelineSum(b, got, n)
 	checkPipelineSum(b, got, n)
 }
 

@@ -72,9 +72,6 @@ func BenchmarkSubmitAwait(b *testing.B) {
 func BenchmarkIOBound(b *testing.B) {
 	body := func() { time.Sleep(ioSleep) }
 	for _, p := range funcPools {
-		if p.fireOnly {
-			continue
-		}
 		b.Run(p.name, func(b *testing.B) {
 			runFuncPool(b, p, ioWorkers, 1, body)
 			b.ReportMetric(float64(ioSleep)/ioWorkers, "ideal-ns/op")
@@ -96,9 +93,6 @@ func BenchmarkSubmitters8(b *testing.B) {
 	workers := runtime.GOMAXPROCS(0)
 	body := func() { work(1) }
 	for _, p := range funcPools {
-		if p.fireOnly {
-			continue
-		}
 		b.Run(p.name, func(b *testing.B) { runFuncPool(b, p, workers, submitters, body) })
 	}
 }
@@ -118,9 +112,6 @@ func BenchmarkCPU1us(b *testing.B) {
 		b.ReportMetric(ns, "work-ns")
 	})
 	for _, p := range funcPools {
-		if p.fireOnly {
-			continue
-		}
 		b.Run(p.name, func(b *testing.B) {
 			runFuncPool(b, p, workers, 1, body)
 			b.ReportMetric(ns, "work-ns")
@@ -167,8 +158,6 @@ var calibrateSpin = sync.OnceValues(func() (rounds int, ns float64) {
 // funcPool is a fire-and-forget implementation, driven by runFuncPool.
 type funcPool struct {
 	name string
-	// fireOnly limits it to BenchmarkFireAndForget.
-	fireOnly bool
 	// start builds a pool of workers running task once per call of submit,
 	// whose argument is the task's index (used by pools that take an input).
 	// submit may be called from several goroutines and panics on a refusal
