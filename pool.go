@@ -53,11 +53,23 @@ type Metrics struct {
 	Rejected  uint64 // submissions refused: pool closed, queue full, ctx ended while waiting for room, bad input
 
 	Succeeded uint64 // jobs whose handler returned a nil error
-	Failed    uint64 // jobs that ended with any other error: handler errors, timeouts, panics and exhausted retries included
-	Canceled  uint64 // jobs that ended cancelled: Cancel, their ctx ended before they ran or in a retry backoff, Shutdown gave up on them (ErrClosed), or their final error matches context.Canceled or ErrClosed (errors.Is) and is neither a *PanicError nor an *ExhaustedError
-	Retried   uint64 // extra attempts scheduled
+	// Failed counts jobs that ended with an error other than a
+	// cancellation: handler errors, timeouts, panics and exhausted retries.
+	Failed uint64
+	// Canceled counts jobs that ended cancelled: by Cancel, by their ctx
+	// ending before they ran or during a retry backoff, by Shutdown giving
+	// up on them (ErrClosed), or with a final error that matches
+	// context.Canceled or ErrClosed (errors.Is) and is neither a
+	// *PanicError nor an *ExhaustedError.
+	Canceled uint64
+	Retried  uint64 // extra attempts scheduled
 
-	Running int64 // jobs the pool's workers hold now (taken from the queue, running or about to), and jobs run in place of a handler awaiting them
+	// Running counts the jobs the pool's workers hold now (taken from the
+	// queue, running or about to), and the jobs run in place, off the
+	// workers: a fork–join child that its submitting handler runs because
+	// the queue is full, or a job run in the stead of a goroutine that
+	// awaits it (see Result.Await).
+	Running int64
 	Queued  int64 // jobs accepted and waiting: in the queue (cancelled ones not yet discarded included) or in a retry backoff
 
 	Workers int // worker goroutines alive
@@ -187,8 +199,12 @@ type Pool[In, Out any] struct {
 
 	submitted uint64 // guarded by mu; written by submitters alone
 	backoffs  map[*job[In, Out]]struct{}
-	inline    []*worker[In, Out] // records of handlers running nested jobs inline
-	limbo     int                // jobs a timeout is ending, in no queue meanwhile
+	inline    []*worker[In, Out] // records of the jobs run in place, off the workers (see runAttempt)
+	// limbo is non-zero while jobs are held in no queue for a moment (a
+	// timeout or Shutdown's give-up ending them, a retry leaving its
+	// backoff) or run off the workers: a closing pool does not drain
+	// meanwhile (see leaveLimbo).
+	limbo int
 
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
 }
@@ -486,8 +502,10 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 	}
 }
 
-// checkDrained closes drained once intake has stopped and nothing accepted
-// is left to run. p.mu is held.
+// checkDrained closes drained once the last worker has gone, intake has
+// stopped and nothing accepted is left to run. With no worker left and only
+// ended jobs' entries at the front of the queues, it starts sweep to
+// discard them. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
 	if p.drainDone || len(p.all) != 0 {
 		return
@@ -530,11 +548,9 @@ func (p *Pool[In, Out]) sweep() {
 			t, _ = p.ring.Pop()
 		}
 		p.passRoom()
-		if t.j.state.Load()&phaseMask == phaseDone {
-			p.mu.Unlock()
-			t.j.wait.Wait()
-			p.mu.Lock()
-		}
+		p.mu.Unlock()
+		t.j.awaitEnder()
+		p.mu.Lock()
 	}
 	p.sweeping = false
 	p.checkDrained()
@@ -649,8 +665,8 @@ func (p *Pool[In, Out]) backoff(j *job[In, Out], k int, delay time.Duration) {
 	p.backoffs[j] = struct{}{}
 	j.rs.timer = time.AfterFunc(delay, j.requeue)
 	if j.ctx.Done() != nil {
-		// A job whose ctx ends in backoff ends now, not when the
-		// backoff would: requeued, it is dropped as it is taken.
+		// A job whose ctx ends in backoff ends then, not when the
+		// backoff would: requeue, run by the watch, ends it.
 		j.rs.stopCtx = context.AfterFunc(j.ctx, j.requeue)
 	}
 	j.state.Store(mkState(k, phaseQueued))
@@ -680,14 +696,14 @@ func (p *Pool[In, Out]) unbackoff(j *job[In, Out]) {
 }
 
 // settled reports whether intake has stopped and no accepted job is left to
-// run or can come back: none queued, in backoff, or being ended by a
-// timeout. p.mu is held.
+// run or can come back: none queued, in backoff, or in limbo. p.mu is held.
 func (p *Pool[In, Out]) settled() bool {
 	return p.closing && p.ring.Len() == 0 && p.retries.Len() == 0 && len(p.backoffs) == 0 && p.limbo == 0
 }
 
-// wakeIfDrained lets idle workers exit when the last backoff of a closing
-// pool has gone. p.mu is held.
+// wakeIfDrained lets idle workers exit once a closing pool has settled, and
+// checks whether it has drained: for whoever just took a job out of backoff
+// or limbo. p.mu is held.
 func (p *Pool[In, Out]) wakeIfDrained() {
 	if p.settled() {
 		for len(p.idle) > 0 {
@@ -771,12 +787,9 @@ func (w *worker[In, Out]) fire() {
 		p.mu.Lock()
 		p.limbo++
 		p.mu.Unlock()
+		defer p.leaveLimbo()
 		var zero Out
 		j.finish(nil, k, zero, context.DeadlineExceeded)
-		p.mu.Lock()
-		p.limbo--
-		p.wakeIfDrained()
-		p.mu.Unlock()
 	}
 }
 

@@ -1396,7 +1396,7 @@ func TestRunningCountsAnAwaitedRetryRunInPlace(t *testing.T) {
 			<-gate
 			return 1, nil
 		})
-		_ = p.Submit(bg, 0)
+		parent := p.Submit(bg, 0)
 		child := <-out
 		synctest.Wait() // the child's first attempt failed: it is in backoff
 		done := make(chan error)
@@ -1410,6 +1410,9 @@ func TestRunningCountsAnAwaitedRetryRunInPlace(t *testing.T) {
 		close(gate)
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		if _, err := parent.Await(bg); err != nil {
+			t.Fatalf("parent: %v", err)
 		}
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
@@ -1475,7 +1478,9 @@ func TestCloseDuringAGiveUpWaitsUntilTheDroppedJobsAreCounted(t *testing.T) {
 		default:
 		}
 		close(release)
-		<-gaveUp
+		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+			t.Errorf("Shutdown past its deadline = %v, want context.Canceled", err)
+		}
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}

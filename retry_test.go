@@ -955,11 +955,11 @@ func TestSubmitWhoseCtxEndsInBackoffEndsAtOnce(t *testing.T) {
 	})
 }
 
-// TestPanicInAnAttemptRunByAwaitLetsThePoolDrain: a panic out of an attempt that
-// Await runs in place (here from OnRetry, which runs in the goroutine that
-// ran the attempt) is recovered by the awaiting handler's own recover, so
-// the pool lives on; the limbo count help took must be given back, or Close
-// never returns.
+// TestPanicInAnAttemptRunByAwaitLetsThePoolDrain: a panic out of an
+// attempt that Await runs in place (here from OnRetry, which runs in the
+// goroutine that ran the attempt) is recovered by the awaiting handler's
+// own recover, so the pool lives on; the limbo count help took must be
+// given back, or Close never returns.
 func TestPanicInAnAttemptRunByAwaitLetsThePoolDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var p *Pool[int, int]
@@ -1108,7 +1108,9 @@ func TestNoAttemptStartsAfterMaxElapsed(t *testing.T) {
 		<-time.After(5 * time.Second) // A's retry queued at 0.5s, waits for the worker
 		close(gate)
 		v, err := awaitBounded(t, a)
-		awaitBounded(t, b)
+		if _, errB := awaitBounded(t, b); errB != nil {
+			t.Fatalf("job B: %v", errB)
+		}
 		if n := aCalls.Load(); n != 1 {
 			t.Errorf("A's handler ran %d times; attempt 2 started %v after the job began, past MaxElapsed 1s "+
 				"(its ctx.Err() at entry: %v); Await = %v, %v", n, time.Since(start), lateErr.Load(), v, err)
@@ -1279,13 +1281,16 @@ func TestRetryIfPanicInAnAttemptRunByAwaitEndsTheJob(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait()
 		m := p.Metrics()
 		if m.Submitted != m.Succeeded+m.Failed+m.Canceled {
 			t.Errorf("Close returned nil, Metrics short: %+v", m)
 		}
 		select {
 		case <-c.Done():
+			var pe *PanicError
+			if _, err := c.Await(context.Background()); !errors.As(err, &pe) {
+				t.Errorf("child: err = %v, want the RetryIf panic as a *PanicError", err)
+			}
 		default:
 			t.Errorf("child never completes: state phase %d", c.state.Load()&phaseMask)
 		}

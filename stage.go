@@ -43,11 +43,15 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // Submitted from a handler of next's pool with the handler's ctx, the chain
 // is fork–join: first's output goes to next from a goroutine of its own,
 // not from first's worker, and, when the handler awaits the chain, next's
-// job runs in the handler's stead (in a goroutine of its own) if no worker
-// of next has taken it, as Await runs a child of the handler's own pool.
+// job runs in the handler's stead if no worker of next has taken it, as
+// Await runs a child of the handler's own pool: in the handler itself if
+// next's job exists when the handler starts to await, else in a goroutine
+// of its own once first's job has completed.
 //
 // A chained submission costs first's and next's Submit plus two
-// allocations: the chain's Result and its completion hook.
+// allocations: the chain's Result and its completion hook; a fork–join
+// chain adds a goroutine, and one more when the handler awaits it before
+// first's job completes.
 //
 // Then panics if first or next is nil.
 func Then[A, B, C any](first Stage[A, B], next Stage[B, C]) Stage[A, C] {
@@ -131,8 +135,8 @@ func (j *thenJob[A, B, C]) submitNext(b B) {
 		panic("jobq: Then: next stage's Submit returned a nil Result")
 	}
 	j.r2.Store(r2)
-	// Cancel may have run between the check above and the store; if so it
-	// could not see r2, so cancel it here. Both sides use sequentially
+	// Cancel may have run between firstDone's check and the store; if so
+	// it could not see r2, so cancel it here. Both sides use sequentially
 	// consistent atomics, so at least one of them sees the other.
 	if j.cancelled.Load() {
 		r2.Cancel()
@@ -188,7 +192,7 @@ func (j *thenJob[A, B, C]) cancel() {
 // help lets an awaiting handler run the live stage's job itself, as Await
 // does for a job of the handler's own pool.
 func (j *thenJob[A, B, C]) help() {
-	j.helped.Store(true) // firstDone helps with r2 if it is not there yet
+	j.helped.Store(true) // submitNext helps with r2 if it is not there yet
 	if j.r2.Load() == nil && j.r1.ctl != nil && !j.r1.isDone() {
 		j.r1.ctl.help() // may run first's job, and so submit to next
 	}
@@ -286,7 +290,7 @@ func InFlight(n int) MapOption {
 // another Stage, each item costs that stage's Submit. Each iteration
 // allocates about InFlight+8 small objects.
 // Measured on 2 cores, three chained Map stages over Pools of trivial
-// handlers take about 450-670 ns per item, 2 to 2.8 times three hand-written
+// handlers take about 450-670 ns per item, 2 to 3 times three hand-written
 // goroutine-and-channel stages (BenchmarkPipeline3). Most of that gap is
 // Map's model, not the pools: the same channel stages driven as Map drives
 // a stage, from the consuming goroutine with nothing pulled ahead, take 2
@@ -549,7 +553,8 @@ func (m *mapper[In, Out]) step() bool {
 }
 
 // helpSlots lets the items in flight that have not completed run in the
-// consumer, as Await would, oldest first; it reports whether one completed.
+// consumer, as Await would: oldest first when Ordered, in slot order
+// otherwise. It reports whether one completed.
 func (m *mapper[In, Out]) helpSlots() bool {
 	ran := false
 	for i := range m.slots {

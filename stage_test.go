@@ -1155,9 +1155,10 @@ func TestMapFromAHandlerOfItsOwnPoolRunsItsItems(t *testing.T) {
 }
 
 // TestThenAwaitedFromAHandlerOfNextsPool: a handler of next's pool submits
-// a Then chain with its own ctx and awaits it: next's job is queued behind the awaiting handler, which holds the only
-// worker, once first's job completes. The chain runs it in place, as Await
-// runs a fork–join child; it used to deadlock.
+// a Then chain with its own ctx and awaits it: once first's job completes,
+// next's job is queued behind the awaiting handler, which holds the only
+// worker. The chain runs it in place, as Await runs a fork–join child; it
+// used to deadlock.
 func TestThenAwaitedFromAHandlerOfNextsPool(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})

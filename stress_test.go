@@ -89,9 +89,9 @@ func (c *outcomeCounts) add(err error) {
 	}
 }
 
-// fewerThan reports whether Metrics m count fewer outcomes of some kind
-// than c, which saw only some of the jobs.
-func (c outcomeCounts) fewerThan(m Metrics) bool {
+// exceeds reports whether c, which saw only some of the jobs, counts more
+// outcomes of some kind than Metrics m: then m missed some.
+func (c outcomeCounts) exceeds(m Metrics) bool {
 	return m.Succeeded < c.Succeeded || m.Failed < c.Failed || m.Canceled < c.Canceled ||
 		m.Failed+m.Canceled < c.Failed+c.Canceled+c.Expired
 }
@@ -647,9 +647,9 @@ func checkStressRun(t *testing.T, s *stressRun, shutdownErr error, startsAtClose
 	if known := uint64(s.goOK.Load()) + byTry.Succeeded + byTry.Failed + byTry.Canceled + byTry.Expired; m.Submitted < known {
 		report("Submitted = %d, but TrySubmit and Go saw %d accepted", m.Submitted, known)
 	}
-	if byTry.fewerThan(m) {
+	if byTry.exceeds(m) {
 		report("Metrics count fewer outcomes than TrySubmit's Results alone: (-results +metrics)\n%s",
-			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled}))
+			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled, Expired: byTry.Expired}))
 	}
 	if m.Running != 0 || m.Queued != 0 || m.Workers != 0 {
 		report("closed pool: Running %d, Queued %d, Workers %d; want 0, 0, 0", m.Running, m.Queued, m.Workers)
@@ -1169,9 +1169,9 @@ func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64)
 		t.Errorf("Submitted %d + Rejected %d = %d, but %d submission calls were made",
 			m.Submitted, m.Rejected, m.Submitted+m.Rejected, calls)
 	}
-	if byTry.fewerThan(m) {
+	if byTry.exceeds(m) {
 		t.Errorf("Metrics count fewer outcomes than TrySubmit's Results alone (-results +metrics):\n%s",
-			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled}))
+			cmp.Diff(byTry, outcomeCounts{Succeeded: m.Succeeded, Failed: m.Failed, Canceled: m.Canceled, Expired: byTry.Expired}))
 	}
 	if m.Running != 0 || m.Queued != 0 || m.Workers != 0 {
 		t.Errorf("closed pool: Running %d, Queued %d, Workers %d; want 0, 0, 0", m.Running, m.Queued, m.Workers)

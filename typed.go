@@ -47,11 +47,12 @@ import (
 // handler has asked for them, the ctx is cancelled when the handler returns
 // and is not reused. context.WithValue alone does not count: a value
 // context kept past the handler would see the worker's next job; derive it
-// from WithCancel(ctx) to keep it. The same holds once a job is submitted with it, or with a context
-// derived from it, to any Pool or through Map or Then: such a job that the
-// handler does not await is cancelled when the handler returns, unless it
-// has ended. To let a job outlive the handler, submit it with
-// context.WithoutCancel(ctx), which keeps the ctx's values.
+// from WithCancel(ctx) to keep it. The same holds once a job is submitted
+// with the ctx, or with a context derived from it, to any Pool or through
+// Map or Then: such a job that the handler does not await is cancelled when
+// the handler returns, unless it has ended. To let a job outlive the
+// handler, submit it with context.WithoutCancel(ctx), which keeps the ctx's
+// values.
 type Handler[In, Out any] func(ctx context.Context, in In) (Out, error)
 
 // New returns a pool of workers running h, ready for submissions. Options
@@ -128,11 +129,11 @@ func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
 //
 // Cost: one allocation (the Result, 144 bytes for small In and Out) with no
 // policy or the pool's, one more with a policy of its own, and one more
-// when the policy has a MaxElapsed. Measured on 2
-// cores, Submit plus Await of a trivial job costs about 250-420 ns, about 4
-// times a hand-written channel pool with a result slot per job and faster
-// than the result APIs of pond, conc and errgroup (BenchmarkSubmitAwait here
-// and in internal/benchcmp). That channel pool, made to allocate and await
+// when the policy has a MaxElapsed. Measured on 2 cores, Submit plus Await
+// of a trivial job costs about 250-420 ns, about 4 times a hand-written
+// channel pool with a result slot per job and faster than the result APIs
+// of pond, conc and errgroup (BenchmarkSubmitAwait here and in
+// internal/benchcmp). That channel pool, made to allocate and await
 // a 32-byte future per job, already takes about 1.9 times as long, two
 // thirds of it for the allocation (BenchmarkChannelPoolFutures). A Timeout
 // adds a timer reset per attempt.
@@ -162,19 +163,17 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 		p.rejected.Add(1)
 		return failed[Out](err), err
 	}
-	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pp}
-	j.ctl = j
-	j.wait.Add(1)
-	inline := wait // TrySubmit fails with ErrQueueFull instead
+	j := p.newJob(ctx, in, pp)
+	mayRunInline := wait // on a full queue TrySubmit fails with ErrQueueFull instead
 	if rc := keepHandlerCtx(ctx); rc != nil && rc.owner == any(p) {
 		j.nested, wait = true, false
 	}
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
-	if err == ErrQueueFull && j.nested && inline {
+	if err == ErrQueueFull && j.nested && mayRunInline {
 		// Fork–join with the queue full: the caller runs the child.
 		// The caller may be no worker of p (Then submits to next from
-		// where first's job completed): keep a closing p from draining
-		// while the child runs.
+		// a goroutine of its own): keep a closing p from draining while
+		// the child runs.
 		p.mu.Lock()
 		p.submitted++
 		p.limbo++
@@ -200,10 +199,9 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 // outcome is taken when the handler returns.
 //
 // Cost: no allocation without a policy of its own (one with one); a retry
-// allocates a record for the job. Measured
-// on 2 cores, a trivial job costs about 100-200 ns end to end, 1.5 to 2.3
-// times a plain worker pool fed through a buffered channel (BenchmarkGo
-// beside BenchmarkChannelPool).
+// allocates a record for the job. Measured on 2 cores, a trivial job costs
+// about 100-200 ns end to end, 1.5 to 2.3 times a plain worker pool fed
+// through a buffered channel (BenchmarkGo beside BenchmarkChannelPool).
 func (p *Pool[In, Out]) Go(ctx context.Context, in In, pol ...Policy) error {
 	return p.fire(ctx, in, pol, false)
 }
@@ -309,11 +307,10 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
 		// Only now does the job need a record of its own.
-		j := &job[In, Out]{p: p, ctx: t.ctx, in: t.in, pol: pol, rs: &retryState{start: start}}
-		j.ctl = j
-		j.wait.Add(1)
-		if sink, slot := t.sink, t.slot; sink != nil {
-			j.onDone(func() { sink.done(slot, j.val, j.err) })
+		j := p.newJob(t.ctx, t.in, pol)
+		j.rs = &retryState{start: start}
+		if t.sink != nil {
+			j.sendTo(t.sink, t.slot)
 		}
 		j.state.Store(mkState(1, phaseFinishing))
 		j.retryLater(1, err, delay)
@@ -329,18 +326,16 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 }
 
 // submitItem queues in for Map, waiting for room like Submit: the outcome
-// goes to sink's slot, and no Result is made, so it allocates nothing.
-//
-// With a Timeout or MaxElapsed, the item gets a job record, as Submit
-// makes: an attempt's deadline ends a job at once, even if its handler
-// ignores ctx, where a fire-and-forget job's outcome waits for the handler.
+// goes to sink's slot. Without a Timeout or MaxElapsed in the pool's policy
+// no Result is made, so it allocates nothing. With one, the item gets a job
+// record, as Submit makes: an attempt's deadline ends a job at once, even if
+// its handler ignores ctx, where a fire-and-forget job's outcome waits for
+// the handler.
 func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out], slot int32) error {
 	t := task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}
 	if p.def.Timeout > 0 || p.def.MaxElapsed > 0 {
-		j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: &p.def}
-		j.ctl = j
-		j.wait.Add(1)
-		j.onDone(func() { sink.done(slot, j.val, j.err) })
+		j := p.newJob(ctx, in, &p.def)
+		j.sendTo(sink, slot)
 		t = task[In, Out]{j: j}
 	}
 	err := p.enqueue(ctx, t, true)
@@ -348,6 +343,21 @@ func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out
 		p.rejected.Add(1)
 	}
 	return err
+}
+
+// newJob makes the record of a job of p, not yet queued: the Result it
+// completes, and what its attempts need.
+func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *job[In, Out] {
+	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pol}
+	j.ctl = j
+	j.wait.Add(1)
+	return j
+}
+
+// sendTo hands j's outcome to sink's slot once j completes: a Map item that
+// has a record.
+func (j *job[In, Out]) sendTo(sink itemSink[Out], slot int32) {
+	j.onDone(func() { sink.done(slot, j.val, j.err) })
 }
 
 // finalErr is the final error of a job whose attempt k failed with err, given the
@@ -380,10 +390,7 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 	if err := j.ctx.Err(); err != nil {
 		// Its ctx ended while it waited: it is cancelled, whatever
 		// the ctx's error, as runFire counts it.
-		if j.state.CompareAndSwap(mkState(k, phaseRunning), mkState(k, phaseDone)) {
-			p.canceled.Add(1)
-			j.complete(zero, err)
-		}
+		j.endAs(phaseRunning, err, true)
 		return
 	}
 	pol := j.pol
@@ -451,13 +458,16 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 	// one panic (recovered by an awaiting handler that ran the attempt in
 	// place), the job must not stay finishing for ever, never completed
 	// nor counted, with Cancel spinning on it. It ends with the panic.
-	// (A panicking OnRetry leaves it in backoff: the CAS below fails.)
+	// (A panicking OnRetry leaves it in backoff, no longer finishing.)
 	decided := false
 	defer func() {
 		if decided {
 			return
 		}
 		v := recover()
+		// This attempt's finishing state only: a panicking OnRetry still
+		// starts the backoff, after which a later attempt may be
+		// finishing.
 		if j.state.CompareAndSwap(mkState(k, phaseFinishing), mkState(k, phaseDone)) {
 			perr := &PanicError{Value: v, Stack: debug.Stack()}
 			j.p.count(w, perr)
@@ -479,10 +489,10 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		decided = true
 		return
 	}
-	// finalErr may call RetryIf: while it runs the job is finishing, not
-	// done, so a panic there (recovered by an awaiting handler that ran
-	// the attempt in place) cannot leave a done job that never completes,
-	// for awaitEnder to wait on for ever.
+	// finalErr may call RetryIf: it runs while the job is finishing, for
+	// the deferred recovery above, and not once it is done, when a panic
+	// would leave a done job that never completes, for awaitEnder to wait
+	// on for ever.
 	final := finalErr(j.pol, j.ctx, k, err, errs)
 	decided = true
 	j.state.Store(mkState(k, phaseDone))
@@ -523,8 +533,10 @@ func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
 	}
 }
 
-// requeue runs when j's backoff ends: it queues j for its next attempt,
-// ahead of new submissions and regardless of the queue bound.
+// requeue runs when j's backoff ends, by its timer or as its ctx ends: it
+// queues j for its next attempt, ahead of new submissions and regardless of
+// the queue bound. A job whose ctx has ended ends here, cancelled; the retry
+// of a job that a goroutine awaits runs here, in its stead.
 func (j *job[In, Out]) requeue() {
 	p := j.p
 	p.mu.Lock()
@@ -543,11 +555,7 @@ func (j *job[In, Out]) requeue() {
 		p.limbo++
 		p.mu.Unlock()
 		defer p.leaveLimbo()
-		if j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k, phaseDone)) {
-			p.canceled.Add(1)
-			var zero Out
-			j.complete(zero, err)
-		}
+		j.endAs(phaseQueued, err, true)
 		return
 	}
 	if j.awaited {
@@ -556,13 +564,10 @@ func (j *job[In, Out]) requeue() {
 		// a worker that may never come free.
 		p.limbo++ // in no queue meanwhile: keep Shutdown from draining
 		p.mu.Unlock()
+		defer p.leaveLimbo()
 		if j.state.CompareAndSwap(mkState(k, phaseQueued), mkState(k+1, phaseRunning)) {
 			j.runAttempt(k + 1)
 		}
-		p.mu.Lock()
-		p.limbo--
-		p.wakeIfDrained()
-		p.mu.Unlock()
 		return
 	}
 	p.retries.Push(task[In, Out]{j: j, k: int32(k)})
@@ -572,16 +577,29 @@ func (j *job[In, Out]) requeue() {
 	p.mu.Unlock()
 }
 
-// end completes j with err if it is still in phase from: a queued job that
-// Shutdown abandons, or a running one whose Result Shutdown gives up on.
+// end completes j with err, which is not nil, if it is still in phase from,
+// and counts it as count would: a queued job that Shutdown abandons, or a
+// running one that Cancel cancels or whose Result Shutdown gives up on. It
+// reports whether it ended j.
 func (j *job[In, Out]) end(from uint64, err error) bool {
+	return j.endAs(from, err, isCancellation(err))
+}
+
+// endAs is end, counting j as Canceled if canceled and as Failed otherwise,
+// whatever err: a job whose ctx ended before it ran is cancelled, though
+// its error may be context.DeadlineExceeded.
+func (j *job[In, Out]) endAs(from uint64, err error, canceled bool) bool {
 	for {
 		s := j.state.Load()
 		if s&phaseMask != from {
 			return false
 		}
 		if j.state.CompareAndSwap(s, s&^phaseMask|phaseDone) {
-			j.p.count(nil, err)
+			if canceled {
+				j.p.canceled.Add(1)
+			} else {
+				j.p.failed.Add(1)
+			}
 			var zero Out
 			j.complete(zero, err)
 			return true
@@ -629,8 +647,9 @@ func (j *job[In, Out]) help() {
 	s := j.state.Load()
 	run := !inBackoff && s&phaseMask == phaseQueued
 	if run {
-		// The helper may be no worker of p (Then runs next's job where
-		// first's completed): keep a closing p from draining meanwhile.
+		// The helper may be no worker of p (Then helps next's job from
+		// a goroutine of its own): keep a closing p from draining
+		// meanwhile.
 		p.limbo++
 	}
 	p.mu.Unlock()
