@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,6 +31,7 @@ const (
 	rkRetryAfter // RetryAfter(dur) twice, then succeeds
 	rkForkJoin   // submits a child to its own pool with its ctx and awaits it
 	rkMapFJ      // Maps a few children over its own pool with its ctx
+	rkThenFJ     // in B: submits Then(C, B) with its ctx and awaits the chain
 	rkKinds
 )
 
@@ -36,6 +39,7 @@ const (
 	piA = iota
 	piB
 	piQ
+	piC // first of the chains B's handlers submit (Then(C, B)): never waits on B
 	nPools
 )
 
@@ -64,17 +68,24 @@ type rUnit struct {
 	doneAt     time.Time
 	doneSet    bool
 	item       rItem
+	// allRun: every attempt calls the handler (its ctx never ends, no
+	// MaxElapsed), unless Cancel or a give-up comes: Attempts == starts.
+	allRun    bool
+	cancelled bool // Cancel was called on its Result
 }
 
 type rChain struct {
-	id  int
-	res *Result[rItem]
+	id        int
+	res       *Result[rItem]
+	first     int  // piA, or piC for a chain from a handler of B
+	allRun    bool // its ctx never ends and its policy has no MaxElapsed
+	cancelled bool
 }
 
 type rRun struct {
-	seed uint64
-	A, B *Pool[rItem, rItem]
-	Q    *Queue
+	seed    uint64
+	A, B, C *Pool[rItem, rItem]
+	Q       *Queue
 
 	mu       sync.Mutex
 	nextID   int
@@ -85,6 +96,7 @@ type rRun struct {
 	gaveUp   [nPools]bool
 	problems []string
 	cancels  []context.CancelFunc
+	onRetry  [nPools]atomic.Uint64 // OnRetry calls, per pool
 
 	rsMu    sync.Mutex
 	closing bool
@@ -102,6 +114,8 @@ func (r *rRun) pool(pi int) *Pool[rItem, rItem] {
 		return r.A
 	case piB:
 		return r.B
+	case piC:
+		return r.C
 	}
 	panic("pool: not a typed pool")
 }
@@ -193,11 +207,22 @@ func (r *rRun) register(pi, id int, pols []Policy, fire bool) *rUnit {
 	}
 	u.fire = fire
 	u.timeoutish = pol.Timeout > 0 || pol.MaxElapsed > 0
+	u.allRun = pol.MaxElapsed == 0
 	if pol.MaxAttempts == 1 && pol.Timeout > 0 {
 		u.timeout = pol.Timeout
 	}
 	r.calls[pi]++
 	return u
+}
+
+// mayEnd notes that u's submission ctx may end: some attempt may then end
+// without calling the handler.
+func (r *rRun) mayEnd(u *rUnit, ctx context.Context) {
+	if ctx.Done() != nil {
+		r.mu.Lock()
+		u.allRun = false
+		r.mu.Unlock()
+	}
 }
 
 func (r *rRun) trackResult(pi, id int, res *Result[rItem], refused bool) {
@@ -252,7 +277,7 @@ var errPanicNow = errors.New("panic now")
 func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, error) {
 	var zero rItem
 	k := int(in.kind[pi])
-	if pi == piQ && (k == rkForkJoin || k == rkMapFJ) {
+	if pi == piQ && (k == rkForkJoin || k == rkMapFJ) || k == rkThenFJ && pi != piB {
 		k = rkOK
 	}
 	switch k {
@@ -302,6 +327,9 @@ func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, er
 				res, err = p.TrySubmit(ctx, child)
 				refused = err != nil
 			}
+			r.mu.Lock()
+			r.units[pi][child.id].allRun = false // the handler's ctx ends
+			r.mu.Unlock()
 			r.trackResult(pi, child.id, res, refused)
 			actx := ctx
 			if crng.IntN(2) == 0 {
@@ -320,6 +348,35 @@ func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, er
 		r.noCount[pi] = true
 		r.mu.Unlock()
 		r.runMap(crng, ctx, pi, false, in.depth+1)
+	case rkThenFJ:
+		if in.depth >= 2 {
+			break
+		}
+		// Fork–join through Then: next is this handler's own pool B.
+		crng := rand.New(rand.NewPCG(r.seed, uint64(in.id)<<8|uint64(att)|1<<7))
+		child := r.newItem(crng, in.depth+1)
+		pols := rndPolicy(crng, nil) // OnRetry: each stage's pool default
+		r.register(piC, child.id, pols, false)
+		r.register(piB, child.id, pols, false)
+		r.mu.Lock()
+		r.calls[piB]-- // B's submission is not ours to count
+		r.noCount[piB] = true
+		r.mu.Unlock()
+		res := Then[rItem, rItem, rItem](r.C, r.B).Submit(ctx, child, pols...)
+		r.mu.Lock()
+		r.chains = append(r.chains, rChain{id: child.id, res: res, first: piC})
+		r.mu.Unlock()
+		actx := ctx
+		if crng.IntN(2) == 0 {
+			actx = context.Background()
+		}
+		v, err := res.Await(actx)
+		if err != nil {
+			return zero, fmt.Errorf("chain child %d: %w", child.id, err)
+		}
+		if v.id != child.id {
+			r.failf("pool %d chain child %d: Await returned item %d", pi, child.id, v.id)
+		}
 	}
 	return in, nil
 }
@@ -356,11 +413,13 @@ func rndBackoff(rng *rand.Rand) Backoff {
 	return Decorrelated(time.Millisecond, 10*time.Millisecond)
 }
 
-func rndPolicy(rng *rand.Rand) []Policy {
+// rndPolicy returns no policy or a random one, whose OnRetry is onRetry (nil:
+// the pool default's).
+func rndPolicy(rng *rand.Rand, onRetry func(int, error, time.Duration)) []Policy {
 	if rng.IntN(3) == 0 {
 		return nil
 	}
-	p := Policy{MaxAttempts: rng.IntN(5), Backoff: rndBackoff(rng)}
+	p := Policy{MaxAttempts: rng.IntN(5), Backoff: rndBackoff(rng), OnRetry: onRetry}
 	switch rng.IntN(4) {
 	case 0:
 		p.Jitter = FullJitter
@@ -382,29 +441,48 @@ func rndPolicy(rng *rand.Rand) []Policy {
 	return []Policy{p}
 }
 
-func (r *rRun) randomResult(rng *rand.Rand) *Result[rItem] {
+// onRetryOf returns the OnRetry that counts the retries of pool pi.
+func (r *rRun) onRetryOf(pi int) func(int, error, time.Duration) {
+	return func(attempt int, err error, delay time.Duration) {
+		r.onRetry[pi].Add(1)
+		if attempt < 1 || err == nil || delay < 0 {
+			r.failf("pool %d: OnRetry(%d, %v, %v)", pi, attempt, err, delay)
+		}
+	}
+}
+
+// randomResult picks a Result we hold; with cancel, it marks it cancelled.
+func (r *rRun) randomResult(rng *rand.Rand, cancel bool) *Result[rItem] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var all []*Result[rItem]
-	for pi := range piQ {
+	var marks []*bool
+	for _, pi := range []int{piA, piB, piC} {
 		// In id order, not the map's random order: the seed picks.
 		for _, id := range slices.Sorted(maps.Keys(r.units[pi])) {
 			if u := r.units[pi][id]; u.res != nil {
 				all = append(all, u.res)
+				marks = append(marks, &u.cancelled)
 			}
 		}
 	}
-	for _, c := range r.chains {
-		all = append(all, c.res)
+	for i := range r.chains {
+		all = append(all, r.chains[i].res)
+		marks = append(marks, &r.chains[i].cancelled)
 	}
 	if len(all) == 0 {
 		return nil
 	}
-	return all[rng.IntN(len(all))]
+	i := rng.IntN(len(all))
+	if cancel {
+		*marks[i] = true
+	}
+	return all[i]
 }
 
 // runMap runs one Map stream over pool pi (or Then(A, B) with then) and
-// checks what it yields.
+// checks what it yields. At depth 0 its input may come through Batch (with
+// or without maxWait) and Flatten, from a source that may pause.
 func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, depth int) {
 	n := 1 + rng.IntN(7)
 	if depth > 0 {
@@ -429,11 +507,30 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 	}
 	rc, _ := ctx.Value(ownerKey{}).(*runCtx)
 	overPool := !then && (rc == nil || rc.owner != any(p))
+	batch, maxWait, pause := 0, time.Duration(0), false
+	if depth == 0 && rng.IntN(3) == 0 {
+		batch = 1 + rng.IntN(4)
+		if rng.IntN(2) == 0 {
+			maxWait = time.Duration(1+rng.IntN(5)) * time.Millisecond
+		}
+		pause = rng.IntN(2) == 0
+	}
+	var idsMu sync.Mutex // with maxWait, Batch pulls the source in a goroutine of its own
 	var ids []int
+	idAt := func(i int) int {
+		idsMu.Lock()
+		defer idsMu.Unlock()
+		return ids[i]
+	}
 	src := func(yield func(rItem) bool) {
 		for range n {
+			if pause && rng.IntN(2) == 0 {
+				time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
+			}
 			it := r.newItem(rng, depth)
+			idsMu.Lock()
 			ids = append(ids, it.id)
+			idsMu.Unlock()
 			if then {
 				r.register(piA, it.id, nil, false)
 				r.register(piB, it.id, nil, false)
@@ -448,11 +545,33 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			}
 		}
 	}
+	in := iter.Seq[rItem](src)
+	if batch > 0 {
+		batches := Batch(in, batch, maxWait)
+		checked := func(yield func([]rItem) bool) {
+			next := 0
+			for b := range batches {
+				if len(b) < 1 || len(b) > batch {
+					r.failf("Batch(size %d, maxWait %v) yielded %d items", batch, maxWait, len(b))
+				}
+				for _, v := range b {
+					if id := idAt(next); v.id != id {
+						r.failf("Batch yielded item %d at %d, want %d", v.id, next, id)
+					}
+					next++
+				}
+				if !yield(b) {
+					return
+				}
+			}
+		}
+		in = Flatten(checked)
+	}
 	seen := map[int]bool{}
 	last, count := -1, 0
 	ctxYielded := false
 	broke := false
-	for v, err := range Map(ctx, stage, src, opts...) {
+	for v, err := range Map(ctx, stage, in, opts...) {
 		if ctxYielded {
 			r.failf("Map yielded (%v, %v) after ctx.Err()", v.id, err)
 		}
@@ -460,11 +579,13 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 		var ie *ItemError
 		switch {
 		case err == nil:
+			idsMu.Lock()
 			for i, id := range ids {
 				if id == v.id {
 					idx = i
 				}
 			}
+			idsMu.Unlock()
 			if idx < 0 {
 				r.failf("Map yielded item %d, not one of %v", v.id, ids)
 			} else {
@@ -479,9 +600,11 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			}
 		case errors.As(err, &ie):
 			idx = ie.Index
+			idsMu.Lock()
 			if idx < 0 || idx >= len(ids) {
 				r.failf("Map yielded ItemError index %d of %d items", idx, len(ids))
 			}
+			idsMu.Unlock()
 		default:
 			if ctx.Err() == nil || err != ctx.Err() {
 				r.failf("Map yielded %v; ctx.Err() = %v", err, ctx.Err())
@@ -505,7 +628,7 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 		}
 	}
 	if !broke && !ctxYielded && len(seen) != n {
-		r.failf("Map over %d items yielded %d (then %v, items %v)", n, len(seen), then, ids)
+		r.failf("Map over %d items yielded %d (then %v, batch %d maxWait %v, items %v)", n, len(seen), then, batch, maxWait, ids)
 	}
 }
 
@@ -514,15 +637,20 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 		time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
 		pi := rng.IntN(2) // A or B
 		p := r.pool(pi)
-		switch op := rng.IntN(100); {
+		switch op := rng.IntN(126); {
 		case op < 22: // Submit
 			it := r.newItem(rng, 0)
-			pols := rndPolicy(rng)
-			r.register(pi, it.id, pols, false)
-			res := p.Submit(r.subCtx(rng), it, pols...)
+			pols := rndPolicy(rng, r.onRetryOf(pi))
+			u := r.register(pi, it.id, pols, false)
+			ctx := r.subCtx(rng)
+			r.mayEnd(u, ctx)
+			res := p.Submit(ctx, it, pols...)
 			r.trackResult(pi, it.id, res, false)
 			if rng.IntN(4) == 0 {
 				time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+				r.mu.Lock()
+				u.cancelled = true
+				r.mu.Unlock()
 				res.Cancel()
 				if !isDone(res) {
 					r.failf("pool %d job %d: Result not done after Cancel returned", pi, it.id)
@@ -530,16 +658,18 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 			}
 		case op < 32: // TrySubmit
 			it := r.newItem(rng, 0)
-			pols := rndPolicy(rng)
-			r.register(pi, it.id, pols, false)
-			res, err := p.TrySubmit(r.subCtx(rng), it, pols...)
+			pols := rndPolicy(rng, r.onRetryOf(pi))
+			u := r.register(pi, it.id, pols, false)
+			ctx := r.subCtx(rng)
+			r.mayEnd(u, ctx)
+			res, err := p.TrySubmit(ctx, it, pols...)
 			if err != nil && (res == nil || !isDone(res)) {
 				r.failf("TrySubmit refused with %v but its Result is not done", err)
 			}
 			r.trackResult(pi, it.id, res, err != nil)
 		case op < 42: // Go
 			it := r.newItem(rng, 0)
-			pols := rndPolicy(rng)
+			pols := rndPolicy(rng, r.onRetryOf(pi))
 			u := r.register(pi, it.id, pols, true)
 			if err := p.Go(r.subCtx(rng), it, pols...); err != nil {
 				r.mu.Lock()
@@ -548,7 +678,7 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 			}
 		case op < 50: // EnQueueTask
 			it := r.newItem(rng, 0)
-			pols := rndPolicy(rng)
+			pols := rndPolicy(rng, r.onRetryOf(piQ))
 			u := r.register(piQ, it.id, pols, true)
 			h := r.handler(piQ)
 			err := r.Q.EnQueueTask(func(ctx context.Context) error {
@@ -561,14 +691,14 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 				r.mu.Unlock()
 			}
 		case op < 60: // Cancel
-			if res := r.randomResult(rng); res != nil {
+			if res := r.randomResult(rng, true); res != nil {
 				res.Cancel()
 				if !isDone(res) {
 					r.failf("Result not done after Cancel returned")
 				}
 			}
 		case op < 66: // bounded Await
-			if res := r.randomResult(rng); res != nil {
+			if res := r.randomResult(rng, false); res != nil {
 				actx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(10))*time.Millisecond)
 				v1, err1 := res.Await(actx)
 				cancel()
@@ -580,19 +710,26 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 			}
 		case op < 74: // Then chain
 			it := r.newItem(rng, 0)
-			pols := rndPolicy(rng)
-			r.register(piA, it.id, pols, false)
-			r.register(piB, it.id, pols, false)
+			pols := rndPolicy(rng, nil) // OnRetry: each stage's pool default
+			ua := r.register(piA, it.id, pols, false)
+			ub := r.register(piB, it.id, pols, false)
 			r.mu.Lock()
 			r.calls[piB]--
 			r.noCount[piB] = true
 			r.mu.Unlock()
-			res := Then[rItem, rItem, rItem](r.A, r.B).Submit(r.subCtx(rng), it, pols...)
+			ctx := r.subCtx(rng)
+			r.mayEnd(ua, ctx)
+			r.mayEnd(ub, ctx)
+			res := Then[rItem, rItem, rItem](r.A, r.B).Submit(ctx, it, pols...)
 			r.mu.Lock()
-			r.chains = append(r.chains, rChain{id: it.id, res: res})
+			r.chains = append(r.chains, rChain{id: it.id, res: res, first: piA, allRun: ua.allRun && ub.allRun})
+			ci := len(r.chains) - 1
 			r.mu.Unlock()
 			if rng.IntN(4) == 0 {
 				time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+				r.mu.Lock()
+				r.chains[ci].cancelled = true
+				r.mu.Unlock()
 				res.Cancel()
 				if !isDone(res) {
 					r.failf("chain %d: Result not done after Cancel returned", it.id)
@@ -621,11 +758,20 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 				}
 			}
 			r.rsMu.Unlock()
-		default: // Metrics sanity
+		case op < 100: // Metrics sanity
 			m := p.Metrics()
 			if m.Running < 0 || m.Queued < 0 || m.Succeeded+m.Failed+m.Canceled > m.Submitted {
 				r.failf("pool %d live Metrics: %+v", pi, m)
 			}
+		case op < 108: // Map | Values | Map
+			r.mu.Lock()
+			r.noCount[piA], r.noCount[piB] = true, true
+			r.mu.Unlock()
+			r.runValues(rng, r.subCtx(rng))
+		case op < 117: // Map over a pool shut down mid-stream
+			r.runMapShutdown(rng)
+		default: // a paused pool shut down with cancelled queued jobs
+			r.runPaused(rng)
 		}
 	}
 }
@@ -685,20 +831,24 @@ func runRandomIter(t *testing.T, seed uint64) {
 	for i := range r.units {
 		r.units[i] = map[int]*rUnit{}
 	}
-	mkOpts := func() []Option {
+	mkOpts := func(pi int) []Option {
 		opts := []Option{WithQueueSize(1 + rng.IntN(4))}
+		// Every pool's default counts its retries; a Timeout (half the
+		// time) makes Map's items over it retry or time out with
+		// records of their own.
+		pol := Policy{OnRetry: r.onRetryOf(pi)}
 		if rng.IntN(2) == 0 {
-			pol := Policy{MaxAttempts: 1 + rng.IntN(3), Backoff: rndBackoff(rng)}
-			if rng.IntN(3) == 0 {
+			pol.MaxAttempts, pol.Backoff = 1+rng.IntN(3), rndBackoff(rng)
+			if rng.IntN(2) == 0 {
 				pol.Timeout = time.Duration(1+rng.IntN(15)) * time.Millisecond
 			}
-			opts = append(opts, WithPolicy(pol))
 		}
-		return opts
+		return append(opts, WithPolicy(pol))
 	}
-	r.A = New(1+rng.IntN(3), r.handler(piA), mkOpts()...)
-	r.B = New(1+rng.IntN(3), r.handler(piB), mkOpts()...)
-	r.Q = NewPool(1+rng.IntN(3), mkOpts()...)
+	r.A = New(1+rng.IntN(3), r.handler(piA), mkOpts(piA)...)
+	r.B = New(1+rng.IntN(3), r.handler(piB), mkOpts(piB)...)
+	r.Q = NewPool(1+rng.IntN(3), mkOpts(piQ)...)
+	r.C = New(1+rng.IntN(3), r.handler(piC), mkOpts(piC)...)
 	defer func() {
 		r.mu.Lock()
 		for _, c := range r.cancels {
@@ -781,8 +931,17 @@ func (r *rRun) finalChecks() {
 			if v.id != c.id {
 				r.problems = append(r.problems, fmt.Sprintf("chain %d: returned item %d", c.id, v.id))
 			}
-			r.units[piA][c.id].knownOK = true
+			r.units[c.first][c.id].knownOK = true
 			r.units[piB][c.id].knownOK = true
+		}
+		u1, u2 := r.units[c.first][c.id], r.units[piB][c.id]
+		if a := c.res.Attempts(); u1.maxAtt > 0 && u2.maxAtt > 0 && a > u1.maxAtt+u2.maxAtt {
+			r.problems = append(r.problems, fmt.Sprintf("chain %d: Attempts %d > MaxAttempts %d + %d", c.id, a, u1.maxAtt, u2.maxAtt))
+		}
+		if c.allRun && !c.cancelled && !r.gaveUp[c.first] && !r.gaveUp[piB] {
+			if a := c.res.Attempts(); a != u1.starts+u2.starts {
+				r.problems = append(r.problems, fmt.Sprintf("chain %d: Attempts %d, handler starts %d + %d (err %v)", c.id, a, u1.starts, u2.starts, err))
+			}
 		}
 	}
 	for pi := range nPools {
@@ -805,6 +964,10 @@ func (r *rRun) finalChecks() {
 				}
 				if u.maxAtt > 0 && u.res.Attempts() > u.maxAtt {
 					r.problems = append(r.problems, fmt.Sprintf("pool %d job %d: Attempts %d > MaxAttempts %d", pi, id, u.res.Attempts(), u.maxAtt))
+				}
+				if u.allRun && !u.cancelled && !r.gaveUp[pi] && u.res.Attempts() != u.starts {
+					r.problems = append(r.problems, fmt.Sprintf("pool %d job %d: Attempts %d, handler starts %d (err %v, kind %d, depth %d)",
+						pi, id, u.res.Attempts(), u.starts, err, u.item.kind[pi], u.item.depth))
 				}
 				if err == nil {
 					lower[pi]++
@@ -847,6 +1010,9 @@ func (r *rRun) finalChecks() {
 		}
 		if !r.noCount[pi] && m.Submitted+m.Rejected != uint64(r.calls[pi]) {
 			r.problems = append(r.problems, fmt.Sprintf("pool %d: Submitted %d + Rejected %d != %d calls", pi, m.Submitted, m.Rejected, r.calls[pi]))
+		}
+		if n := r.onRetry[pi].Load(); n != m.Retried {
+			r.problems = append(r.problems, fmt.Sprintf("pool %d: %d OnRetry calls, Metrics.Retried %d", pi, n, m.Retried))
 		}
 	}
 }
@@ -896,7 +1062,7 @@ func envUint(t *testing.T, name string, def uint64) uint64 {
 }
 
 // TestRandomWorkloadsKeepTheInvariants: seeded randomized invariant
-// checking. Each iteration builds fresh pools (two typed pools A and B,
+// checking. Each iteration builds fresh pools (typed pools A, B and C,
 // chained by Then, and a legacy Queue Q) in a synctest bubble and lets a
 // few actors mix, at random moments: Submit / TrySubmit / Go / EnQueueTask
 // with random policies (retries, backoff, jitter, Timeout, MaxElapsed,
@@ -910,6 +1076,18 @@ func envUint(t *testing.T, name string, def uint64) uint64 {
 // Result completes, Cancel completes at once, Metrics add up, Succeeded
 // matches what was observed, handler starts <= MaxAttempts, single-attempt
 // timeouts complete at their deadline, Map yields sanely.
+//
+// Also mixed in: Then chains submitted from handlers of next's pool B with
+// the handler's ctx (fork–join through Then, first being a pool C that
+// never waits on B); Map fed by Batch (with and without maxWait) through
+// Flatten; two-stage Map pipelines joined by Values with an onErr that
+// returns true; Map over a pool of its own that is shut down mid-stream;
+// paused pools (Resize(0)) shut down with cancelled queued jobs. Every
+// policy carries an OnRetry that counts, per pool, and the count must equal
+// Metrics.Retried once idle; Result.Attempts is checked against
+// MaxAttempts and, for jobs whose every attempt calls the handler (ctx that
+// never ends, never cancelled, no MaxElapsed, no give-up), against the
+// handler starts.
 //
 // A seed fixes the workload, not the goroutines' interleaving, so a failing
 // seed reproduces often rather than always: rerun it with -count.
@@ -940,4 +1118,494 @@ func TestRandomWorkloadsKeepTheInvariants(t *testing.T) {
 	t.Logf("units %d, handler starts %d, Results %d, chains %d, give-ups %d; Succeeded %d Failed %d Canceled %d Retried %d Rejected %d",
 		st.units, st.starts, st.results, st.chains, st.gaveUp, st.succeeded, st.failed, st.canceled, st.retried, st.rejected)
 	st.Unlock()
+}
+
+// runValues runs a two-stage stream, Map over A joined to Map over B by
+// Values with an onErr that counts the failed items and goes on, and
+// checks that every item of the first stage either went on or was counted.
+func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
+	n := 1 + rng.IntN(7)
+	breakAt := -1
+	if rng.IntN(4) == 0 {
+		breakAt = rng.IntN(n)
+	}
+	var opts1, opts2 []MapOption
+	ordered := rng.IntN(2) == 0
+	if rng.IntN(2) == 0 {
+		opts1 = append(opts1, Ordered())
+	}
+	if ordered {
+		opts2 = append(opts2, Ordered())
+	}
+	if rng.IntN(2) == 0 {
+		opts1 = append(opts1, InFlight(1+rng.IntN(4)))
+	}
+	if rng.IntN(2) == 0 {
+		opts2 = append(opts2, InFlight(1+rng.IntN(4)))
+	}
+	var ids1, ids2 []int
+	src := func(yield func(rItem) bool) {
+		for range n {
+			it := r.newItem(rng, 0)
+			ids1 = append(ids1, it.id)
+			r.register(piA, it.id, nil, true)
+			if !yield(it) {
+				return
+			}
+		}
+	}
+	errs1, ctxErrs1 := 0, 0
+	onErr := func(err error) bool {
+		var ie *ItemError
+		switch {
+		case errors.As(err, &ie):
+			if ie.Index < 0 || ie.Index >= len(ids1) {
+				r.failf("Values: first stage's ItemError index %d of %d items", ie.Index, len(ids1))
+			}
+			errs1++
+		case ctx.Err() != nil && err == ctx.Err():
+			ctxErrs1++
+		default:
+			r.failf("Values: first stage yielded %v; ctx.Err() = %v", err, ctx.Err())
+		}
+		return true
+	}
+	mid := func(yield func(rItem) bool) {
+		for v := range Values(Map(ctx, r.A, src, opts1...), onErr) {
+			if !slicesContains(ids1, v.id) {
+				r.failf("Values yielded item %d, not one of %v", v.id, ids1)
+				continue
+			}
+			r.mu.Lock()
+			r.units[piA][v.id].knownOK = true
+			r.mu.Unlock()
+			ids2 = append(ids2, v.id)
+			r.register(piB, v.id, nil, true)
+			if !yield(v) {
+				return
+			}
+		}
+	}
+	seen := map[int]bool{}
+	last, count := -1, 0
+	ctxYielded, broke := false, false
+	for v, err := range Map(ctx, r.B, mid, opts2...) {
+		if ctxYielded {
+			r.failf("second stage yielded (%v, %v) after ctx.Err()", v.id, err)
+		}
+		idx := -1
+		var ie *ItemError
+		switch {
+		case err == nil:
+			idx = slicesIndex(ids2, v.id)
+			if idx < 0 {
+				r.failf("second stage yielded item %d, not one of %v", v.id, ids2)
+			} else {
+				r.mu.Lock()
+				r.units[piB][v.id].knownOK = true
+				r.mu.Unlock()
+			}
+		case errors.As(err, &ie):
+			idx = ie.Index
+			if idx < 0 || idx >= len(ids2) {
+				r.failf("second stage yielded ItemError index %d of %d items", idx, len(ids2))
+			}
+		default:
+			if ctx.Err() == nil || err != ctx.Err() {
+				r.failf("second stage yielded %v; ctx.Err() = %v", err, ctx.Err())
+			}
+			ctxYielded = true
+		}
+		if idx >= 0 {
+			if seen[idx] {
+				r.failf("second stage yielded item %d twice", idx)
+			}
+			seen[idx] = true
+			if ordered && idx <= last {
+				r.failf("Ordered second stage yielded item %d after %d", idx, last)
+			}
+			last = idx
+		}
+		count++
+		if count-1 == breakAt {
+			broke = true
+			break
+		}
+	}
+	if broke || ctxYielded || ctxErrs1 > 0 {
+		return
+	}
+	if len(ids1) != n || errs1+len(ids2) != n {
+		r.failf("Values: %d items in, %d pulled, %d failed in the first stage + %d went on", n, len(ids1), errs1, len(ids2))
+	}
+	if len(seen) != len(ids2) {
+		r.failf("second stage over %d items yielded %d", len(ids2), len(seen))
+	}
+}
+
+func slicesIndex(s []int, v int) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func slicesContains(s []int, v int) bool { return slicesIndex(s, v) >= 0 }
+
+// ownPool returns a pool of its own for one operation: its handler behaves
+// as the Queue's (no fork–join) but never blocks for an hour (that would
+// outlast the graceful Shutdown's deadline, an hour a job), counts its
+// starts per item, and every retry goes through onRetry.
+func (r *rRun) ownPool(rng *rand.Rand, starts map[int]int, mu *sync.Mutex, onRetry *atomic.Uint64, queue int) (*Pool[rItem, rItem], Policy) {
+	pol := Policy{OnRetry: func(int, error, time.Duration) { onRetry.Add(1) }}
+	if rng.IntN(2) == 0 {
+		pol.MaxAttempts = 1 + rng.IntN(3)
+		pol.Backoff = rndBackoff(rng)
+	}
+	if rng.IntN(2) == 0 {
+		pol.Timeout = time.Duration(1+rng.IntN(15)) * time.Millisecond
+	}
+	h := func(ctx context.Context, in rItem) (rItem, error) {
+		mu.Lock()
+		starts[in.id]++
+		att := starts[in.id]
+		mu.Unlock()
+		if in.kind[piQ] == rkBlock {
+			in.kind[piQ] = rkHonor
+		}
+		out, err := r.behave(ctx, piQ, in, att)
+		if err == errPanicNow {
+			panic("own pool's job panics")
+		}
+		return out, err
+	}
+	p := New(1+rng.IntN(3), h, WithQueueSize(queue), WithPolicy(pol))
+	return p, pol.merge(defaultPolicy)
+}
+
+// checkOwnPool checks the Metrics of an own pool once it has closed.
+func (r *rRun) checkOwnPool(what string, p *Pool[rItem, rItem], pol Policy, starts map[int]int, mu *sync.Mutex, onRetry *atomic.Uint64) Metrics {
+	mu.Lock()
+	defer mu.Unlock()
+	m := p.Metrics()
+	if m.Running != 0 || m.Queued != 0 || m.Workers != 0 || m.Succeeded+m.Failed+m.Canceled != m.Submitted {
+		r.failf("%s: Metrics once closed %+v", what, m)
+	}
+	if n := onRetry.Load(); n != m.Retried {
+		r.failf("%s: %d OnRetry calls, Metrics.Retried %d", what, n, m.Retried)
+	}
+	for id, n := range starts {
+		if n > pol.MaxAttempts {
+			r.failf("%s: item %d: %d handler starts, MaxAttempts %d", what, id, n, pol.MaxAttempts)
+		}
+	}
+	return m
+}
+
+// runMapShutdown runs Map over a pool of its own that is shut down (in
+// whichever way) while the stream runs, and checks that every item is
+// yielded once and that Metrics agree with what was yielded.
+func (r *rRun) runMapShutdown(rng *rand.Rand) {
+	var mu sync.Mutex
+	starts := map[int]int{}
+	var onRetry atomic.Uint64
+	p, pol := r.ownPool(rng, starts, &mu, &onRetry, 1+rng.IntN(4))
+	n := 2 + rng.IntN(10)
+	var items []rItem
+	for range n {
+		items = append(items, r.newItem(rng, 0))
+	}
+	var opts []MapOption
+	ordered := rng.IntN(2) == 0
+	if ordered {
+		opts = append(opts, Ordered())
+	}
+	if rng.IntN(2) == 0 {
+		opts = append(opts, InFlight(1+rng.IntN(4)))
+	}
+	delay := time.Duration(rng.IntN(20)) * time.Millisecond
+	mode := rng.IntN(3)
+	wait := time.Duration(rng.IntN(20)) * time.Millisecond
+	shut := make(chan error, 1)
+	go func() {
+		time.Sleep(delay)
+		switch mode {
+		case 0:
+			shut <- p.Shutdown(context.Background())
+		case 1:
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			shut <- p.Shutdown(ctx)
+		default:
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			shut <- p.Shutdown(ctx)
+		}
+	}()
+	pause := rng.IntN(2) == 0
+	src := func(yield func(rItem) bool) {
+		for i, it := range items {
+			if pause && i%2 == 1 {
+				time.Sleep(time.Millisecond)
+			}
+			if !yield(it) {
+				return
+			}
+		}
+	}
+	seen := map[int]bool{}
+	last := -1
+	var ok, closed uint64
+	for v, err := range Map(context.Background(), p, src, opts...) {
+		var ie *ItemError
+		idx := -1
+		switch {
+		case err == nil:
+			for i, it := range items {
+				if it.id == v.id {
+					idx = i
+				}
+			}
+			if idx < 0 {
+				r.failf("Map over a closing pool yielded item %d, not one of its", v.id)
+			}
+			ok++
+		case errors.As(err, &ie):
+			idx = ie.Index
+			if errors.Is(err, ErrClosed) {
+				closed++
+			}
+		default:
+			r.failf("Map over a closing pool yielded %v", err)
+		}
+		if idx < 0 || idx >= n || seen[idx] {
+			r.failf("Map over a closing pool yielded index %d (of %d) again or out of range", idx, n)
+			continue
+		}
+		if ordered && idx <= last {
+			r.failf("Ordered Map over a closing pool yielded item %d after %d", idx, last)
+		}
+		seen[idx], last = true, idx
+	}
+	if len(seen) != n {
+		r.failf("Map over a closing pool (mode %d) yielded %d of %d items", mode, len(seen), n)
+	}
+	err := <-shut
+	if mode == 0 && err != nil {
+		r.failf("graceful Shutdown during Map = %v", err)
+	}
+	if err != nil {
+		p.Close() // waits for the handlers that ignore ctx
+	}
+	m := r.checkOwnPool("Map over a closing pool", p, pol, starts, &mu, &onRetry)
+	if m.Submitted+m.Rejected != uint64(n) {
+		r.failf("Map over a closing pool: Submitted %d + Rejected %d != %d items", m.Submitted, m.Rejected, n)
+	}
+	if m.Succeeded != ok {
+		r.failf("Map over a closing pool: Succeeded %d, %d items yielded ok; %+v", m.Succeeded, ok, m)
+	}
+	if closed < m.Rejected {
+		r.failf("Map over a closing pool: %d items failed with ErrClosed, Rejected %d", closed, m.Rejected)
+	}
+}
+
+// runPaused pauses a pool of its own (Resize(0)), queues jobs in it, cancels
+// some (Cancel, or their ctx), and shuts it down: with every queued job
+// cancelled by Cancel a graceful Shutdown must return without a worker;
+// otherwise it gives up at its deadline (nothing runs) or the pool grows
+// again meanwhile (the rest runs).
+func (r *rRun) runPaused(rng *rand.Rand) {
+	var mu sync.Mutex
+	starts := map[int]int{}
+	var onRetry atomic.Uint64
+	q := 1 + rng.IntN(6)
+	p, pol := r.ownPool(rng, starts, &mu, &onRetry, q)
+	type sub struct {
+		id        int
+		res       *Result[rItem]
+		cancelled bool // by Result.Cancel
+		bg        bool // its ctx never ends
+		early     bool // submitted before the pause: it may run
+	}
+	var subs []sub
+	allCancelled := true
+	calls, nEarly := 0, rng.IntN(3)*rng.IntN(2)
+	for range nEarly {
+		// Jobs the workers may hold as the pool pauses.
+		it := r.newItem(rng, 0)
+		calls++
+		res, err := p.TrySubmit(context.Background(), it)
+		if err == ErrQueueFull {
+			continue // the workers have not taken the first one yet
+		}
+		if err != nil {
+			r.failf("pool before its pause: TrySubmit = %v with room in the queue", err)
+			continue
+		}
+		s := sub{id: it.id, res: res, bg: true, early: true}
+		if rng.IntN(2) == 0 {
+			time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+			res.Cancel()
+			s.cancelled = true
+		} else {
+			allCancelled = false
+		}
+		subs = append(subs, s)
+	}
+	p.Resize(0)
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	m := 1 + rng.IntN(q)
+	if len(subs) > 0 {
+		// The early jobs may still be queued, or back there to retry.
+		m = 1 + rng.IntN(max(q-len(subs), 1))
+	}
+	for range m {
+		it := r.newItem(rng, 0)
+		ctx := context.Background()
+		bg := rng.IntN(2) == 0
+		if !bg {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			cancels = append(cancels, cancel)
+		}
+		calls++
+		if rng.IntN(4) == 0 {
+			if err := p.Go(ctx, it); err == ErrQueueFull && nEarly > 0 {
+				continue // an early job's entry may still hold a slot
+			} else if err != nil {
+				r.failf("paused pool: Go = %v with room in the queue", err)
+			}
+			allCancelled = false
+			continue
+		}
+		res, err := p.TrySubmit(ctx, it)
+		if err == ErrQueueFull && nEarly > 0 {
+			continue // an early job's entry may still hold a slot
+		}
+		if err != nil {
+			r.failf("paused pool: TrySubmit = %v with room in the queue", err)
+			continue
+		}
+		s := sub{id: it.id, res: res, bg: bg}
+		if rng.IntN(3) > 0 {
+			res.Cancel()
+			s.cancelled = true
+			if _, err := res.Await(context.Background()); !isDone(res) || err != context.Canceled {
+				r.failf("paused pool: Cancel of a queued job: done %v, err %v", isDone(res), err)
+			}
+		} else {
+			allCancelled = false
+		}
+		subs = append(subs, s)
+	}
+	for _, c := range cancels {
+		if rng.IntN(2) == 0 {
+			c()
+		}
+	}
+	time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+	mode := rng.IntN(3)
+	if allCancelled && mode == 2 {
+		mode = 0
+	}
+	var err error
+	switch mode {
+	case 0: // graceful, with a deadline past any handler's hour
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+		if allCancelled {
+			err = p.Shutdown(ctx)
+			if err != nil {
+				r.failf("paused pool, every queued job cancelled: Shutdown = %v (%s)", err, dumpPool(p))
+			}
+		} else {
+			d, n := time.Duration(rng.IntN(10))*time.Millisecond, 1+rng.IntN(2)
+			resized := make(chan struct{})
+			go func() {
+				defer close(resized)
+				time.Sleep(d)
+				p.Resize(n)
+			}()
+			if err = p.Shutdown(ctx); err != nil {
+				r.failf("paused pool grown again: Shutdown = %v (%s)", err, dumpPool(p))
+			}
+			<-resized // it may have drained first, with the early jobs ended
+		}
+		cancel()
+		if err != nil {
+			p.Close()
+		}
+	case 1, 2: // gives up, or not, at a deadline with no worker
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(10))*time.Millisecond)
+		err = p.Shutdown(ctx)
+		cancel()
+		if err == nil && !allCancelled && nEarly == 0 {
+			r.failf("paused pool with jobs left: Shutdown = nil without a worker")
+		}
+		p.Close() // with every job cancelled it may drain before the deadline, or not
+
+	}
+	grown := mode == 0 && !allCancelled
+	mt := r.checkOwnPool("paused pool", p, pol, starts, &mu, &onRetry)
+	early := 0
+	for _, s := range subs {
+		if s.early {
+			early++
+		}
+	}
+	if mt.Submitted+mt.Rejected != uint64(calls) {
+		r.failf("paused pool: Submitted %d + Rejected %d, %d jobs submitted", mt.Submitted, mt.Rejected, calls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	nc, earlyStarts := 0, 0
+	for _, s := range subs {
+		if !isDone(s.res) {
+			r.failf("paused pool: job %d pending once closed", s.id)
+			continue
+		}
+		_, err := s.res.Await(context.Background())
+		if s.early {
+			earlyStarts += starts[s.id]
+		}
+		switch {
+		case s.early && (s.cancelled || !grown):
+			// Cancel may have come after it had ended.
+			if s.cancelled && err == context.Canceled {
+				nc++
+			}
+		case s.cancelled:
+			nc++
+			if err != context.Canceled || starts[s.id] != 0 {
+				r.failf("paused pool: cancelled job %d: err %v, %d starts", s.id, err, starts[s.id])
+			}
+		case !grown:
+			if err != ErrClosed || starts[s.id] != 0 {
+				r.failf("paused pool given up: job %d: err %v, %d starts", s.id, err, starts[s.id])
+			}
+		case s.bg && pol.MaxElapsed == 0:
+			if a := s.res.Attempts(); a != starts[s.id] {
+				r.failf("paused pool: job %d: Attempts %d, %d handler starts (err %v)", s.id, a, starts[s.id], err)
+			}
+		}
+		if a := s.res.Attempts(); a > pol.MaxAttempts {
+			r.failf("paused pool: job %d: Attempts %d > MaxAttempts %d", s.id, a, pol.MaxAttempts)
+		}
+	}
+	total := 0
+	for _, n := range starts {
+		total += n
+	}
+	if !grown && (total != earlyStarts || early == 0 && mt.Succeeded != 0) {
+		r.failf("paused pool, never grown: handlers started %v (%d by early jobs), Succeeded %d", starts, earlyStarts, mt.Succeeded)
+	}
+	if mt.Canceled < uint64(nc) {
+		r.failf("paused pool: Canceled %d, %d jobs cancelled", mt.Canceled, nc)
+	}
 }
