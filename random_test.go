@@ -451,6 +451,32 @@ func (r *rRun) onRetryOf(pi int) func(int, error, time.Duration) {
 	}
 }
 
+// yieldOrder checks the item indexes a stream yields: each at most once,
+// and rising when the stream is Ordered.
+type yieldOrder struct {
+	r       *rRun
+	what    string
+	ordered bool
+	seen    map[int]bool
+	last    int
+}
+
+func newYieldOrder(r *rRun, what string, ordered bool) *yieldOrder {
+	return &yieldOrder{r: r, what: what, ordered: ordered, seen: map[int]bool{}, last: -1}
+}
+
+// see records that the stream yielded item idx.
+func (y *yieldOrder) see(idx int) {
+	if y.seen[idx] {
+		y.r.failf("%s yielded item %d twice", y.what, idx)
+	}
+	y.seen[idx] = true
+	if y.ordered && idx <= y.last {
+		y.r.failf("Ordered %s yielded item %d after %d", y.what, idx, y.last)
+	}
+	y.last = idx
+}
+
 // randomResult picks a Result we hold; with cancel, it marks it cancelled.
 func (r *rRun) randomResult(rng *rand.Rand, cancel bool) *Result[rItem] {
 	r.mu.Lock()
@@ -567,8 +593,8 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 		}
 		in = Flatten(checked)
 	}
-	seen := map[int]bool{}
-	last, count := -1, 0
+	yields := newYieldOrder(r, "Map", ordered)
+	count := 0
 	ctxYielded := false
 	broke := false
 	for v, err := range Map(ctx, stage, in, opts...) {
@@ -612,14 +638,7 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			ctxYielded = true
 		}
 		if idx >= 0 {
-			if seen[idx] {
-				r.failf("Map yielded item %d twice", idx)
-			}
-			seen[idx] = true
-			if ordered && idx <= last {
-				r.failf("Ordered Map yielded item %d after %d", idx, last)
-			}
-			last = idx
+			yields.see(idx)
 		}
 		count++
 		if count-1 == breakAt {
@@ -627,8 +646,8 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			break
 		}
 	}
-	if !broke && !ctxYielded && len(seen) != n {
-		r.failf("Map over %d items yielded %d (then %v, batch %d maxWait %v, items %v)", n, len(seen), then, batch, maxWait, ids)
+	if !broke && !ctxYielded && len(yields.seen) != n {
+		r.failf("Map over %d items yielded %d (then %v, batch %d maxWait %v, items %v)", n, len(yields.seen), then, batch, maxWait, ids)
 	}
 }
 
@@ -1186,8 +1205,8 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 			}
 		}
 	}
-	seen := map[int]bool{}
-	last, count := -1, 0
+	yields := newYieldOrder(r, "second stage", ordered)
+	count := 0
 	ctxYielded, broke := false, false
 	for v, err := range Map(ctx, r.B, mid, opts2...) {
 		if ctxYielded {
@@ -1217,14 +1236,7 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 			ctxYielded = true
 		}
 		if idx >= 0 {
-			if seen[idx] {
-				r.failf("second stage yielded item %d twice", idx)
-			}
-			seen[idx] = true
-			if ordered && idx <= last {
-				r.failf("Ordered second stage yielded item %d after %d", idx, last)
-			}
-			last = idx
+			yields.see(idx)
 		}
 		count++
 		if count-1 == breakAt {
@@ -1238,8 +1250,8 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 	if len(ids1) != n || errs1+len(ids2) != n {
 		r.failf("Values: %d items in, %d pulled, %d failed in the first stage + %d went on", n, len(ids1), errs1, len(ids2))
 	}
-	if len(seen) != len(ids2) {
-		r.failf("second stage over %d items yielded %d", len(ids2), len(seen))
+	if len(yields.seen) != len(ids2) {
+		r.failf("second stage over %d items yielded %d", len(ids2), len(yields.seen))
 	}
 }
 
@@ -1355,8 +1367,7 @@ func (r *rRun) runMapShutdown(rng *rand.Rand) {
 			}
 		}
 	}
-	seen := map[int]bool{}
-	last := -1
+	yields := newYieldOrder(r, "Map over a closing pool", ordered)
 	var ok, closed uint64
 	for v, err := range Map(context.Background(), p, src, opts...) {
 		var ie *ItemError
@@ -1380,17 +1391,14 @@ func (r *rRun) runMapShutdown(rng *rand.Rand) {
 		default:
 			r.failf("Map over a closing pool yielded %v", err)
 		}
-		if idx < 0 || idx >= n || seen[idx] {
-			r.failf("Map over a closing pool yielded index %d (of %d) again or out of range", idx, n)
+		if idx < 0 || idx >= n {
+			r.failf("Map over a closing pool yielded index %d of %d items", idx, n)
 			continue
 		}
-		if ordered && idx <= last {
-			r.failf("Ordered Map over a closing pool yielded item %d after %d", idx, last)
-		}
-		seen[idx], last = true, idx
+		yields.see(idx)
 	}
-	if len(seen) != n {
-		r.failf("Map over a closing pool (mode %d) yielded %d of %d items", mode, len(seen), n)
+	if len(yields.seen) != n {
+		r.failf("Map over a closing pool (mode %d) yielded %d of %d items", mode, len(yields.seen), n)
 	}
 	err := <-shut
 	if mode == 0 && err != nil {

@@ -1250,6 +1250,24 @@ func TestBreakingOutOfMapEndsItemsInRetryBackoff(t *testing.T) {
 	})
 }
 
+// awaitOuterChain awaits outer, a handler of next awaiting a chain whose
+// next part awaits a job of first, which yields 100. In a synctest bubble,
+// an hour passing means deadlock: next's part ran on first's only worker and
+// waits on a job of first queued behind itself; unstick ends that wait.
+func awaitOuterChain(t *testing.T, outer *Result[int], unstick func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	v, err := outer.Await(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadlock: next's part of the item ran on first's only worker and awaits a job of first queued behind itself")
+		unstick()
+		_, _ = outer.Await(context.Background())
+	} else if err != nil || v != 100 {
+		t.Errorf("outer = %v, %v; want 100, nil", v, err)
+	}
+}
+
 // TestThenRunsNextsPartOffFirstsWorker: a chain awaited from a handler of
 // next, while next has a worker that will come free: next's part of the
 // item must not run on first's only worker, where a next handler that
@@ -1287,19 +1305,30 @@ func TestThenRunsNextsPartOffFirstsWorker(t *testing.T) {
 		if _, err := busy.Await(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-		defer cancel()
-		v, err := outer.Await(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("deadlock: next's part of the item runs on first's only worker and awaits a job queued behind itself")
-			unstick()
-			_, _ = outer.Await(context.Background())
-		} else if err != nil || v != 100 {
-			t.Errorf("outer = %v, %v; want 100, nil", v, err)
-		}
+		awaitOuterChain(t, outer, unstick)
 		first.Close()
 		next.Close()
 	})
+}
+
+// closeAfterGiveUp checks that outer, a handler of next that gave up
+// awaiting a chain, ended with context.Canceled, then starts next.Close and
+// checks that it waits: next's part of the chain still runs. It returns a
+// channel closed once Close returns.
+func closeAfterGiveUp(t *testing.T, outer *Result[int], next *Pool[int, int]) <-chan struct{} {
+	t.Helper()
+	if _, err := outer.Await(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("outer: %v, want context.Canceled", err)
+	}
+	closed := make(chan struct{})
+	go func() { _ = next.Close(); close(closed) }()
+	synctest.Wait()
+	select {
+	case <-closed:
+		t.Errorf("Close returned while a job of next still runs; Metrics %+v", next.Metrics())
+	default:
+	}
+	return closed
 }
 
 // TestCloseWaitsForNextsPartOfAThenRunInPlace: next's part of a chain, run
@@ -1330,17 +1359,7 @@ func TestCloseWaitsForNextsPartOfAThenRunInPlace(t *testing.T) {
 		close(gate1)
 		<-started // next's part runs, not on a worker of next
 		stop()    // the awaiting handler gives up
-		if _, err := outer.Await(context.Background()); !errors.Is(err, context.Canceled) {
-			t.Fatalf("outer: %v, want context.Canceled", err)
-		}
-		closed := make(chan struct{})
-		go func() { next.Close(); close(closed) }()
-		synctest.Wait()
-		select {
-		case <-closed:
-			t.Errorf("Close returned while a job of next still runs; Metrics %+v", next.Metrics())
-		default:
-		}
+		closed := closeAfterGiveUp(t, outer, next)
 		close(gate2)
 		<-closed
 		m := next.Metrics()
@@ -1374,16 +1393,7 @@ func TestThenRunsNextsPartOffFirstsWorkerWhenNextsQueueIsFull(t *testing.T) {
 			}
 		}, WithQueueSize(1))
 		outer := next.Submit(context.Background(), 0)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-		defer cancel()
-		v, err := outer.Await(ctx)
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("deadlock: next's part ran inline on first's only worker and awaits a job of first")
-			unstick()
-			_, _ = outer.Await(context.Background())
-		} else if err != nil || v != 100 {
-			t.Errorf("outer = %v, %v; want 100, nil", v, err)
-		}
+		awaitOuterChain(t, outer, unstick)
 		first.Close()
 		next.Close()
 	})
@@ -1416,17 +1426,7 @@ func TestCloseWaitsForAForkJoinChildRunInlineOffItsPoolsWorkers(t *testing.T) {
 		outer := next.Submit(context.Background(), 0)
 		<-started
 		stop()
-		if _, err := outer.Await(context.Background()); !errors.Is(err, context.Canceled) {
-			t.Fatalf("outer: %v, want context.Canceled", err)
-		}
-		closed := make(chan struct{})
-		go func() { next.Close(); close(closed) }()
-		synctest.Wait()
-		select {
-		case <-closed:
-			t.Errorf("Close returned while a job of next still runs; Metrics %+v", next.Metrics())
-		default:
-		}
+		closed := closeAfterGiveUp(t, outer, next)
 		close(gate)
 		<-closed
 		first.Close()
