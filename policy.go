@@ -296,6 +296,13 @@ func (p *Policy) retryable(ctx context.Context, err error) bool {
 	if ctx != nil && ctx.Err() != nil {
 		return false
 	}
+	// Its deadline may have passed before its timer has cancelled it (an
+	// attempt's Timeout ending at the same instant): no retry could run.
+	if ctx != nil {
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return false
+		}
+	}
 	var perm *permanentError
 	if errors.As(err, &perm) {
 		return false

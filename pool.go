@@ -978,10 +978,12 @@ type runCtx struct {
 	mu   sync.Mutex
 	done chan struct{}
 	err  error
-	// inherited: err is the parent's, not a cancellation of the pool's.
-	inherited bool
-	stop      func() bool // unregisters the watch on parent
-	afters    []*func()   // AfterFunc callbacks, run on cancellation
+	// own: the pool's first cancellation of the attempt (timeout,
+	// Shutdown's give-up), recorded even when err latched the parent's
+	// before it, so that ownErr does not lose it.
+	own    error
+	stop   func() bool // unregisters the watch on parent
+	afters []*func()   // AfterFunc callbacks, run on cancellation
 }
 
 // begin readies c for a new attempt and returns its generation. c is not
@@ -997,7 +999,7 @@ func (c *runCtx) begin(parent context.Context, deadline time.Time) uint64 {
 	// The last attempt was cancelled: only this goroutine could see it.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.err, c.inherited = nil, false
+	c.err, c.own = nil, nil
 	g := c.state.Load()>>2 + 1
 	c.state.Store(g << 2)
 	return g
@@ -1028,6 +1030,10 @@ func (c *runCtx) cancel(gen uint64, err error, inherited bool) bool {
 	for {
 		s := c.state.Load()
 		if s>>2 != gen || s&ctxCancelled != 0 {
+			if s>>2 == gen && !inherited && c.own == nil {
+				// Err stays latched; the pool's cancellation counts.
+				c.own = err
+			}
 			c.mu.Unlock()
 			return false
 		}
@@ -1035,7 +1041,10 @@ func (c *runCtx) cancel(gen uint64, err error, inherited bool) bool {
 			break
 		}
 	}
-	c.err, c.inherited = err, inherited
+	c.err = err
+	if !inherited {
+		c.own = err
+	}
 	if c.done != nil {
 		close(c.done)
 	}
@@ -1059,10 +1068,7 @@ func (c *runCtx) ownErr() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inherited {
-		return nil
-	}
-	return c.err
+	return c.own
 }
 
 // share marks c as watched from elsewhere and, the first time, starts

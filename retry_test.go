@@ -1296,3 +1296,64 @@ func TestRetryIfPanicInAnAttemptRunByAwaitEndsTheJob(t *testing.T) {
 		}
 	})
 }
+
+// TestGoJobTimesOutEvenAfterItsHandlerReadErr: a Go job whose attempt runs
+// past its Timeout fails with DeadlineExceeded even if the handler ignores
+// ctx, also when the handler called ctx.Err() after the submission ctx
+// ended. Err latches the parent's error; the timer's cancellation used to
+// be lost behind it, and the job counted as succeeded.
+func TestGoJobTimesOutEvenAfterItsHandlerReadErr(t *testing.T) {
+	for _, callErr := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			parent, stop := context.WithTimeout(context.Background(), time.Second)
+			defer stop()
+			p := New(1, func(ctx context.Context, _ int) (int, error) {
+				time.Sleep(1500 * time.Millisecond) // the parent's deadline passes
+				if callErr {
+					_ = ctx.Err()
+				}
+				time.Sleep(time.Second) // past the 2s Timeout
+				return 0, nil
+			})
+			if err := p.Go(parent, 1, Policy{Timeout: 2 * time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			m := p.Metrics()
+			if m.Succeeded != 0 || m.Failed != 1 {
+				t.Errorf("callErr=%v: succeeded %d, failed %d; want 0, 1 (the attempt timed out)", callErr, m.Succeeded, m.Failed)
+			}
+		})
+	}
+}
+
+// TestTimeoutAndSubmissionDeadlineTogetherDoNotRetry: when an attempt's
+// Timeout and the submission ctx's deadline pass at the same instant, the
+// job is not retried (its ctx is over) and fails. Depending on which timer
+// goroutine ran first, finish used to see ctx.Err() still nil and schedule
+// a retry (Retried 1, OnRetry called) that the backoff's ctx watch then
+// cancelled, so the same job was counted Canceled one run and Failed the
+// next.
+func TestTimeoutAndSubmissionDeadlineTogetherDoNotRetry(t *testing.T) {
+	for range 10 {
+		synctest.Test(t, func(t *testing.T) {
+			parent, stop := context.WithTimeout(context.Background(), time.Second)
+			defer stop()
+			p := New(1, func(ctx context.Context, _ int) (int, error) {
+				time.Sleep(5 * time.Second) // ignores ctx
+				return 0, nil
+			})
+			r := p.Submit(parent, 1, Policy{Timeout: time.Second, MaxAttempts: 3, Backoff: Constant(time.Hour)})
+			_, err := r.Await(context.Background())
+			if cerr := p.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+			m := p.Metrics()
+			if err != context.DeadlineExceeded || m.Retried != 0 || m.Failed != 1 || m.Canceled != 0 {
+				t.Errorf("err %v, retried %d, failed %d, canceled %d; want deadline exceeded, 0, 1, 0", err, m.Retried, m.Failed, m.Canceled)
+			}
+		})
+	}
+}
