@@ -36,7 +36,8 @@ import (
 // Timeout or MaxElapsed; use a pool without that default instead.
 type Policy struct {
 	// MaxAttempts is the total number of tries, the first included;
-	// 1 means no retry.
+	// 1 means no retry. A job makes at most 1<<30 - 1 attempts, however
+	// large MaxAttempts is.
 	MaxAttempts int
 	// Backoff gives the delay before each retry.
 	Backoff Backoff
@@ -259,7 +260,7 @@ func (p Policy) validate() error {
 // when nil). p should be merged; a nil Backoff falls back to the library
 // default. retry does not call OnRetry.
 func (p *Policy) retry(ctx context.Context, attempt int, err error, prev, elapsed time.Duration, rnd func() float64) (delay time.Duration, ok bool) {
-	if err == nil || attempt >= p.MaxAttempts || !p.retryable(ctx, err) {
+	if err == nil || attempt >= min(p.MaxAttempts, maxAttempts) || !p.retryable(ctx, err) {
 		return 0, false
 	}
 

@@ -1256,6 +1256,29 @@ func TestPoolLayout(t *testing.T) {
 	}
 }
 
+// TestJobRecordLayout pins the job record's size and layout that Result's
+// comment describes: a job of small In and Out takes 128 bytes, a size class
+// whose objects start on a cache line, and the fields that an attempt's end
+// and Await touch (state, flags, val, err, wait, ctl) lie in its first line.
+func TestJobRecordLayout(t *testing.T) {
+	var j job[int, int]
+	const line = 64
+	if size := unsafe.Sizeof(j); size != 2*line {
+		t.Errorf("job[int, int] takes %d bytes, want %d", size, 2*line)
+	}
+	if end := unsafe.Offsetof(j.ctl) + unsafe.Sizeof(j.ctl); end > line {
+		t.Errorf("ctl ends at offset %d, past line 0", end)
+	}
+	p := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
+	defer p.Close()
+	for range 8 {
+		r := p.Submit(context.Background(), 1) // a job record, on the heap
+		if a := uintptr(unsafe.Pointer(r)) % line; a != 0 {
+			t.Errorf("job[int, int] allocated at %d mod %d: its size class is not a multiple of a line", a, line)
+		}
+	}
+}
+
 // TestMetricsCountGoJobsOnALivePool checks the counts of fire-and-forget
 // jobs while the pool is still up: once its workers have gone idle, every
 // accepted job shows as succeeded or failed, and none as running or queued.

@@ -57,9 +57,9 @@ func (e *ExhaustedError) Error() string {
 // Unwrap returns every attempt's error, so errors.Is and errors.As match any.
 func (e *ExhaustedError) Unwrap() []error { return e.Errs }
 
-// Result phases, kept in the low two bits of Result.state; the bits above
-// count the attempts started, so a transition names the attempt it ends and
-// a late finisher of an earlier attempt cannot win.
+// Result phases, kept in the low two bits of Result.state; the 30 bits above
+// count the attempts started (at most maxAttempts), so a transition names
+// the attempt it ends and a late finisher of an earlier attempt cannot win.
 const (
 	phaseQueued    = 0 // waiting in the queue, or in backoff before a retry
 	phaseRunning   = 1 // an attempt is running
@@ -68,7 +68,25 @@ const (
 	phaseMask      = 3
 )
 
-func mkState(attempt int, phase uint64) uint64 { return uint64(attempt)<<2 | phase }
+// maxAttempts is the most attempts a job makes, whatever its policy says:
+// the most that Result.state can count.
+const maxAttempts = 1<<30 - 1
+
+func mkState(attempt int, phase uint32) uint32 { return uint32(attempt)<<2 | phase }
+
+// Result flags.
+const (
+	// flagWantCh: ch exists, or is about to (or, since onDone, hook).
+	flagWantCh = 1 << iota
+	// flagNested marks a job submitted from a handler of its own pool:
+	// whoever awaits it while it is still queued runs it. Set before the
+	// job is queued.
+	flagNested
+	// flagAwaited: a handler awaits such a job. Set under the pool's lock.
+	flagAwaited
+)
+
+func (r *Result[T]) nested() bool { return r.flags.Load()&flagNested != 0 }
 
 // control is what a Result asks of the job behind it.
 type control interface {
@@ -88,21 +106,20 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 //
 // A Result is safe for concurrent use; any number of goroutines may await it.
 type Result[T any] struct {
-	state atomic.Uint64 // attempt<<2 | phase
-	val   T
-	err   error
-	wait  sync.WaitGroup // done when completed: Await without a deadline blocks here
-	ctl   control        // nil for a Result that failed at submission
+	// The first word holds the state and the flags beside it, so that a
+	// job record fits in 128 bytes, a whole number of cache lines, with
+	// the fields an attempt and Await touch in its first line.
+	state atomic.Uint32 // attempt<<2 | phase
+	flags atomic.Uint32 // flagWantCh, flagNested, flagAwaited
 
-	mu     sync.Mutex
-	ch     chan struct{} // made on demand by Done; closed on completion
-	wantCh atomic.Bool   // ch exists, or is about to (or, since onDone, hook)
-	// Flags of the job behind the Result, kept here where they fill the
-	// padding after wantCh. nested marks a job submitted from a handler of
-	// its own pool: whoever awaits it while it is still queued runs it.
-	// awaited: a handler awaits such a job; guarded by the pool's lock.
-	nested, awaited bool
-	hook            func() // onDone: added for stage.go; runs once on completion
+	val  T
+	err  error
+	wait sync.WaitGroup // done when completed: Await without a deadline blocks here
+	ctl  control        // nil for a Result that failed at submission
+
+	mu   sync.Mutex
+	ch   chan struct{} // made on demand by Done; closed on completion
+	hook func()        // onDone: added for stage.go; runs once on completion
 }
 
 // failed returns a completed Result holding err.
@@ -118,7 +135,7 @@ func failed[T any](err error) *Result[T] {
 func (r *Result[T]) complete(v T, err error) {
 	r.val, r.err = v, err
 	r.wait.Done()
-	if r.wantCh.Load() {
+	if r.flags.Load()&flagWantCh != 0 {
 		r.mu.Lock()
 		if r.ch != nil && r.ch != closedChan {
 			close(r.ch)
@@ -149,8 +166,8 @@ func (r *Result[T]) Done() <-chan struct{} {
 	defer r.mu.Unlock()
 	if r.ch == nil {
 		r.ch = make(chan struct{})
-		r.wantCh.Store(true)
-		// complete may have run before it could see wantCh.
+		r.flags.Or(flagWantCh)
+		// complete may have run before it could see flagWantCh.
 		if r.isDone() {
 			r.wait.Wait()
 			close(r.ch)
@@ -239,10 +256,10 @@ func (r *Result[T]) onDone(f func()) bool {
 		return false
 	}
 	r.hook = f
-	r.wantCh.Store(true)
+	r.flags.Or(flagWantCh)
 	if !r.isDone() {
 		r.mu.Unlock()
-		return true // complete sees wantCh and runs f
+		return true // complete sees flagWantCh and runs f
 	}
 	r.hook = nil
 	r.mu.Unlock()

@@ -146,7 +146,7 @@ func (j *thenJob[A, B, C]) submitNext(b B) {
 	// r2 existed: run r2 here if it is a fork–join child left queued.
 	// Only a job submitted from a handler of next's pool (nested) can be
 	// such a child: other chains start no goroutine here.
-	if j.helped.Load() && r2.nested && r2.ctl != nil && !r2.isDone() {
+	if j.helped.Load() && r2.nested() && r2.ctl != nil && !r2.isDone() {
 		// In a goroutine of its own, in the awaiting handler's stead:
 		// on this one, first's worker, next's handler could wait on a
 		// job of first queued behind itself.

@@ -84,17 +84,22 @@ type job[In, Out any] struct {
 	p   *Pool[In, Out]
 	ctx context.Context
 	in  In
-	pol *Policy
-	rs  *retryState // made when the policy may retry or time out
-	// The job's flags, nested and awaited, live in its Result, in the
-	// padding after wantCh: that keeps a job in the 144-byte size class.
+	// rs holds the job's own policy, if it has one (see policy), and what
+	// its retries carry; nil until either is needed. The job's flags,
+	// nested and awaited, live in its Result, beside its state: with no
+	// policy pointer of its own, a job of small In and Out takes 128
+	// bytes (see Result).
+	rs *retryState
 }
 
-// retryState is what a job that may be retried carries between attempts.
-// Only whoever holds the job (the winner of its state transition) touches
-// it, but for timer, which is guarded by the pool's lock.
+// retryState is what a job with a policy of its own, or that may be
+// retried, carries between attempts. Only whoever holds the job (the winner
+// of its state transition) touches it, but for timer, which is guarded by
+// the pool's lock, and pol, set before the job is queued.
 type retryState struct {
-	start time.Time     // first attempt's start
+	pol   Policy // the job's own policy, merged over the pool's default; used when own
+	own   bool
+	start time.Time     // first attempt's start; zero until a MaxElapsed needs it
 	prev  time.Duration // the last backoff delay
 	errs  []error       // earlier attempts' errors
 	timer *time.Timer   // the backoff timer
@@ -103,22 +108,57 @@ type retryState struct {
 	stopCtx func() bool
 }
 
-// policy resolves a submission's policies into one, merged over the pool
-// default. With none it is the pool default itself, shared; otherwise the
-// merge costs one allocation.
-func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
+// merged resolves a submission's policies into one, merged over the pool
+// default; own is false when none was given, and the pool default applies.
+func (p *Pool[In, Out]) merged(pol []Policy) (m Policy, own bool, err error) {
 	switch len(pol) {
 	case 0:
-		return &p.def, nil
+		return m, false, nil
 	case 1:
 	default:
-		return nil, fmt.Errorf("%w: %d policies given, want at most 1", ErrInvalidPolicy, len(pol))
+		return m, false, fmt.Errorf("%w: %d policies given, want at most 1", ErrInvalidPolicy, len(pol))
 	}
 	if err := pol[0].validate(); err != nil {
+		return m, false, err
+	}
+	return pol[0].merge(p.def), true, nil
+}
+
+// policy is merged for a fire-and-forget job: with no policy given, the
+// pool default itself, shared; otherwise the merge costs one allocation.
+func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
+	if len(pol) == 0 {
+		return &p.def, nil
+	}
+	m, own, err := p.merged(pol)
+	if err != nil || !own {
+		return &p.def, err
+	}
+	pm := new(Policy) // here alone: &m would make every call allocate
+	*pm = m
+	return pm, nil
+}
+
+// ownPolicy is merged for a submitted job: nil with no policy given (the
+// pool default applies); otherwise the job's retry state, holding the
+// merged policy, which costs one allocation.
+func (p *Pool[In, Out]) ownPolicy(pol []Policy) (*retryState, error) {
+	if len(pol) == 0 {
+		return nil, nil
+	}
+	m, own, err := p.merged(pol)
+	if err != nil || !own {
 		return nil, err
 	}
-	m := pol[0].merge(p.def)
-	return &m, nil
+	return &retryState{pol: m, own: true}, nil
+}
+
+// policy is j's policy: its own, or the pool's default.
+func (j *job[In, Out]) policy() *Policy {
+	if rs := j.rs; rs != nil && rs.own {
+		return &rs.pol
+	}
+	return &j.p.def
 }
 
 // Submit queues in for the handler and returns its Result. It waits for room
@@ -127,9 +167,9 @@ func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
 // ErrClosed. pol, at most one, overrides the pool's default policy for this
 // job. ctx also gives the handler its values and cancellation.
 //
-// Cost: one allocation (the Result, 144 bytes for small In and Out) with no
-// policy or the pool's, one more with a policy of its own, and one more
-// when the policy has a MaxElapsed. Measured on 2 cores, Submit plus Await
+// Cost: one allocation (the Result, 128 bytes for small In and Out) with no
+// policy or the pool's, and one more (the job's retry state) with a policy
+// of its own or a MaxElapsed. Measured on 2 cores, Submit plus Await
 // of a trivial job costs about 250-420 ns, about 4 times a hand-written
 // channel pool with a result slot per job and faster than the result APIs
 // of pond, conc and errgroup (BenchmarkSubmitAwait here and in
@@ -158,18 +198,20 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 		p.rejected.Add(1)
 		return failed[Out](errNilContext), errNilContext
 	}
-	pp, err := p.policy(pol)
+	rs, err := p.ownPolicy(pol)
 	if err != nil {
 		p.rejected.Add(1)
 		return failed[Out](err), err
 	}
-	j := p.newJob(ctx, in, pp)
+	j := p.newJob(ctx, in)
+	j.rs = rs
 	mayRunInline := wait // on a full queue TrySubmit fails with ErrQueueFull instead
 	if rc := keepHandlerCtx(ctx); rc != nil && rc.owner == any(p) {
-		j.nested, wait = true, false
+		j.flags.Or(flagNested)
+		wait = false
 	}
 	err = p.enqueue(ctx, task[In, Out]{j: j}, wait)
-	if err == ErrQueueFull && j.nested && mayRunInline {
+	if err == ErrQueueFull && j.nested() && mayRunInline {
 		// Fork–join with the queue full: the caller runs the child.
 		// The caller may be no worker of p (Then submits to next from
 		// a goroutine of its own): keep a closing p from draining while
@@ -307,8 +349,11 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	}
 	if delay, ok := pol.retry(t.ctx, 1, err, 0, time.Since(start), rand.Float64); ok {
 		// Only now does the job need a record of its own.
-		j := p.newJob(t.ctx, t.in, pol)
+		j := p.newJob(t.ctx, t.in)
 		j.rs = &retryState{start: start}
+		if pol != &p.def {
+			j.rs.pol, j.rs.own = *pol, true
+		}
 		if t.sink != nil {
 			j.sendTo(t.sink, t.slot)
 		}
@@ -334,7 +379,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out], slot int32) error {
 	t := task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}
 	if p.def.Timeout > 0 || p.def.MaxElapsed > 0 {
-		j := p.newJob(ctx, in, &p.def)
+		j := p.newJob(ctx, in)
 		j.sendTo(sink, slot)
 		t = task[In, Out]{j: j}
 	}
@@ -347,8 +392,8 @@ func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out
 
 // newJob makes the record of a job of p, not yet queued: the Result it
 // completes, and what its attempts need.
-func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *job[In, Out] {
-	j := &job[In, Out]{p: p, ctx: ctx, in: in, pol: pol}
+func (p *Pool[In, Out]) newJob(ctx context.Context, in In) *job[In, Out] {
+	j := &job[In, Out]{p: p, ctx: ctx, in: in}
 	j.ctl = j
 	j.wait.Add(1)
 	return j
@@ -393,7 +438,7 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 		j.endAs(phaseRunning, err, true)
 		return
 	}
-	pol := j.pol
+	pol := j.policy()
 	var dl time.Time
 	if pol.Timeout > 0 || pol.MaxElapsed > 0 {
 		now := time.Now()
@@ -401,7 +446,10 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 		if pol.MaxElapsed > 0 {
 			// Only MaxElapsed needs the first attempt's start.
 			if j.rs == nil {
-				j.rs = &retryState{start: now}
+				j.rs = new(retryState)
+			}
+			if j.rs.start.IsZero() {
+				j.rs.start = now
 			}
 			start = j.rs.start
 		}
@@ -476,15 +524,16 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 		}
 		panic(v)
 	}()
+	pol := j.policy()
 	var prev, elapsed time.Duration
 	var errs []error
 	if rs := j.rs; rs != nil {
 		prev, errs = rs.prev, rs.errs
-		if j.pol.MaxElapsed > 0 {
+		if pol.MaxElapsed > 0 {
 			elapsed = time.Since(rs.start)
 		}
 	}
-	if delay, ok := j.pol.retry(j.ctx, k, err, prev, elapsed, rand.Float64); ok {
+	if delay, ok := pol.retry(j.ctx, k, err, prev, elapsed, rand.Float64); ok {
 		j.retryLater(k, err, delay) // leaves finishing for queued
 		decided = true
 		return
@@ -493,7 +542,7 @@ func (j *job[In, Out]) finish(w *worker[In, Out], k int, out Out, err error) {
 	// the deferred recovery above, and not once it is done, when a panic
 	// would leave a done job that never completes, for awaitEnder to wait
 	// on for ever.
-	final := finalErr(j.pol, j.ctx, k, err, errs)
+	final := finalErr(pol, j.ctx, k, err, errs)
 	decided = true
 	j.state.Store(mkState(k, phaseDone))
 	j.p.count(w, final)
@@ -528,7 +577,7 @@ func (j *job[In, Out]) retryLater(k int, err error, delay time.Duration) {
 	// if OnRetry panics. Until then the job is in phaseFinishing, kept
 	// from a draining pool by its busy worker or by limbo.
 	defer j.p.backoff(j, k, delay)
-	if f := j.pol.OnRetry; f != nil {
+	if f := j.policy().OnRetry; f != nil {
 		f(k, err, delay)
 	}
 }
@@ -558,7 +607,7 @@ func (j *job[In, Out]) requeue() {
 		j.endAs(phaseQueued, err, true)
 		return
 	}
-	if j.awaited {
+	if j.flags.Load()&flagAwaited != 0 {
 		// A handler of this pool awaits j, holding its worker: run the
 		// retry here, in its stead, as help does, rather than wait for
 		// a worker that may never come free.
@@ -581,14 +630,14 @@ func (j *job[In, Out]) requeue() {
 // and counts it as count would: a queued job that Shutdown abandons, or a
 // running one that Cancel cancels or whose Result Shutdown gives up on. It
 // reports whether it ended j.
-func (j *job[In, Out]) end(from uint64, err error) bool {
+func (j *job[In, Out]) end(from uint32, err error) bool {
 	return j.endAs(from, err, isCancellation(err))
 }
 
 // endAs is end, counting j as Canceled if canceled and as Failed otherwise,
 // whatever err: a job whose ctx ended before it ran is cancelled, though
 // its error may be context.DeadlineExceeded.
-func (j *job[In, Out]) endAs(from uint64, err error, canceled bool) bool {
+func (j *job[In, Out]) endAs(from uint32, err error, canceled bool) bool {
 	for {
 		s := j.state.Load()
 		if s&phaseMask != from {
@@ -635,12 +684,12 @@ func (j *job[In, Out]) cancel() {
 // its own pool and has not started yet: the awaiting handler's worker does
 // the work instead of blocking on it.
 func (j *job[In, Out]) help() {
-	if !j.nested {
+	if !j.nested() {
 		return
 	}
 	p := j.p
 	p.mu.Lock()
-	j.awaited = true // its retries will run where its backoff ends
+	j.flags.Or(flagAwaited) // its retries will run where its backoff ends
 	_, inBackoff := p.backoffs[j]
 	// Queued and not in backoff: in the queue, where a worker may not
 	// come for it while its awaiting parents hold them all.
