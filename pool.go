@@ -124,9 +124,9 @@ type worker[In, Out any] struct {
 	// to success, counted under p.mu as it comes back for the next job,
 	// in the same critical section that clears busy.
 	fired uint64
-	// plain: the worker's last attempt was a fire-and-forget one without a
-	// deadline, which nothing cancels late (see runFire). Only the
-	// worker's goroutine touches it.
+	// plain: the worker's last attempt had no deadline, so that nothing
+	// but Cancel, while the worker holds the job, cancels it late (see
+	// worker.begin). Only the worker's goroutine touches it.
 	plain bool
 
 	rc        atomic.Pointer[runCtx] // the handler ctx of the worker's attempts
@@ -384,7 +384,8 @@ func (w *worker[In, Out]) endAttempt(rc *runCtx) {
 // sees j ended and does not run it). Each of those is harmless: the ctx is
 // left with its cancelled flag set, before the worker takes its next task,
 // so that task's attempt begins a new generation, begin clearing the flag
-// (runFire's plain path, which skips begin, requires the flags clear).
+// (worker.begin's plain path, which skips runCtx.begin, requires the flags
+// clear).
 func (p *Pool[In, Out]) cancelRunning(j *job[In, Out]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -3,6 +3,7 @@ package jobq
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -224,6 +225,43 @@ func TestCancelRunningJobCancelsItsCtx(t *testing.T) {
 			t.Errorf("after the handler returned: Await = %d, %v; want 0, context.Canceled", got, err)
 		}
 		checkCounts(t, p.Metrics(), counts{Submitted: 1, Canceled: 1})
+	})
+}
+
+// TestCancelReachesAHandlerThatOnlyPollsErr: jobs on a worker whose last
+// attempt ended clean take over that attempt's ctx generation (see
+// worker.begin). Cancel must still reach such an attempt, whose handler
+// never asks for Done, and the next job on the worker must get a live ctx.
+func TestCancelReachesAHandlerThatOnlyPollsErr(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := make(chan int, 3)
+		p := New(1, func(ctx context.Context, in int) (int, error) {
+			started <- in
+			if in != 2 {
+				return in, ctx.Err()
+			}
+			for ctx.Err() == nil { // polls, never asks for Done
+				runtime.Gosched()
+			}
+			return in, ctx.Err()
+		})
+		defer p.Close()
+		ctx := context.Background()
+		if v, err := p.Submit(ctx, 1).Await(ctx); v != 1 || err != nil {
+			t.Fatalf("first job: Await = %d, %v; want 1, nil", v, err)
+		}
+		r := p.Submit(ctx, 2)
+		<-started
+		<-started
+		r.Cancel()
+		if _, err := r.Await(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled job: Await error = %v, want context.Canceled", err)
+		}
+		// The worker returns once its handler has seen the cancellation;
+		// the next job on it must see a live ctx.
+		if v, err := p.Submit(ctx, 3).Await(ctx); v != 3 || err != nil {
+			t.Errorf("job after the cancelled one: Await = %d, %v; want 3, nil", v, err)
+		}
 	})
 }
 

@@ -302,19 +302,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 		start = time.Now()
 		dl = deadline(pol, start, start)
 	}
-	rc := w.rc.Load()
-	var gen uint64
-	if w.plain && dl.IsZero() && rc.state.Load()&ctxFlags == 0 {
-		// The last attempt on rc was a fire-and-forget one without a
-		// deadline too, and it ended clean: no timer, Cancel or watch
-		// can reach it late, so this attempt may take over its
-		// generation and spare begin's atomic operation. Shutdown's
-		// give-up cancels whatever runs on rc, this attempt included.
-		rc.parent = t.ctx
-	} else {
-		gen = rc.begin(t.ctx, dl)
-	}
-	w.plain = dl.IsZero()
+	rc, gen := w.begin(t.ctx, dl)
 	if p.quitting.Load() {
 		// Shutdown gave up on the jobs after this one left the queue,
 		// too early to see it: it must not start.
@@ -368,6 +356,26 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 		t.sink.done(t.slot, zero, err)
 	}
 	return false
+}
+
+// begin readies w's handler ctx for an attempt with parent ctx and deadline
+// dl, and returns it with the attempt's generation.
+func (w *worker[In, Out]) begin(ctx context.Context, dl time.Time) (*runCtx, uint64) {
+	rc := w.rc.Load()
+	if w.plain && dl.IsZero() && rc.state.Load()&ctxFlags == 0 {
+		// The last attempt on rc had no deadline either, and it ended
+		// clean: no timer or watch can reach it late, and Cancel reaches
+		// a job's attempt only while w holds the job (cancelRunning
+		// finds it by w.cur, under the pool's lock, and sets the flags
+		// it would leave). So this attempt may take over its generation
+		// and spare begin's atomic operation. Shutdown's give-up
+		// cancels whatever runs on rc, this attempt included.
+		rc.parent = ctx
+		return rc, rc.state.Load() >> 2
+	}
+	gen := rc.begin(ctx, dl)
+	w.plain = dl.IsZero() // a timer may fire late: see arm
+	return rc, gen
 }
 
 // submitItem queues in for Map, waiting for room like Submit: the outcome
@@ -461,9 +469,7 @@ func (w *worker[In, Out]) attempt(j *job[In, Out], k int) {
 			return
 		}
 	}
-	rc := w.rc.Load()
-	gen := rc.begin(j.ctx, dl)
-	w.plain = false // Cancel and the timer may reach this attempt late
+	rc, gen := w.begin(j.ctx, dl)
 	// Cancel may have ended the attempt before begin, cancelling the ctx
 	// generation before it, and Shutdown may have given up on the jobs
 	// before this goroutine claimed j, or before an inline runner's record
