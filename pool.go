@@ -76,16 +76,32 @@ type Metrics struct {
 }
 
 // task is one queue entry: a submitted job (j), or a fire-and-forget one
-// held by value (ctx, in, pol) so that queuing it allocates nothing; a Map
-// item is a fire-and-forget one whose outcome goes to sink.
+// held by value (ctx, in, rt) so that queuing it allocates nothing; a Map
+// item is a fire-and-forget one whose outcome goes to its route's sink.
+// Every entry is copied in and out of a ring under the pool's lock, with a
+// write barrier per pointer word while the GC marks: hence route, which
+// keeps a task to four pointer words.
 type task[In, Out any] struct {
 	j    *job[In, Out]
 	ctx  context.Context
 	in   In
+	rt   *route[Out]
+	slot int32 // the Map item's slot in its sink
+	k    int32 // the attempts j had made when queued: only that state claims it
+}
+
+// route is the policy of fire-and-forget jobs and, for Map items, the sink
+// their outcomes go to. A pool's default route serves its Go and
+// EnQueueTask jobs without a policy of their own; a Map over a pool has one.
+type route[Out any] struct {
 	pol  *Policy
 	sink itemSink[Out]
-	slot int32
-	k    int32 // the attempts j had made when queued: only that state claims it
+}
+
+// ownRoute is the route of a fire-and-forget job with a policy of its own.
+type ownRoute[Out any] struct {
+	route[Out]
+	pol Policy
 }
 
 // itemSink receives the outcome of a job that Map queued without a Result.
@@ -100,9 +116,9 @@ func (p *Pool[In, Out]) drop(t task[In, Out], err error) {
 		return
 	}
 	p.canceled.Add(1)
-	if t.sink != nil {
+	if sink := t.rt.sink; sink != nil {
 		var zero Out
-		t.sink.done(t.slot, zero, err)
+		sink.done(t.slot, zero, err)
 	}
 }
 
@@ -191,11 +207,12 @@ type Pool[In, Out any] struct {
 	// Read on every job, written once (or, quitting, at a give-up).
 	h        Handler[In, Out]
 	def      Policy        // the pool default merged over the library defaults
+	defRoute route[Out]    // the route of fire-and-forget jobs with def
 	room     chan struct{} // a token passed to one submitter waiting for room
 	quit     chan struct{} // closed when intake stops
 	drained  chan struct{} // closed when everything accepted has ended
 	quitting atomic.Bool   // abandoned, for workers holding a job outside mu
-	_        [64]byte
+	_        [40]byte      // keeps submitted off quitting's line; the size a multiple of a line
 
 	submitted uint64 // guarded by mu; written by submitters alone
 	backoffs  map[*job[In, Out]]struct{}
@@ -211,6 +228,7 @@ type Pool[In, Out any] struct {
 
 func (p *Pool[In, Out]) init(c *config, workers int) {
 	p.def = c.policy.merge(defaultPolicy)
+	p.defRoute.pol = &p.def
 	p.ring = *NewRing[task[In, Out]](c.queueSize)
 	p.room = make(chan struct{}, 1)
 	p.quit = make(chan struct{})

@@ -341,6 +341,7 @@ type mapper[In, Out any] struct {
 	pool   *Pool[In, Out]
 	ictx   context.Context
 	cancel context.CancelFunc
+	rt     route[Out] // the items' route: pool's default policy, and m
 
 	slots    []mapSlot[Out]
 	free     []int32 // unordered: ids of free slots
@@ -391,6 +392,7 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		// deadlock: that case keeps Submit's fork–join handling.
 		m.pool = p
 		m.ictx, m.cancel = context.WithCancel(ctx)
+		m.rt = route[Out]{pol: &p.def, sink: m}
 	} else if rc != nil {
 		// Fork–join: an item may wait in the queue of the pool whose
 		// worker runs this Map; Await would run it here, so Map does.
@@ -492,7 +494,7 @@ func (m *mapper[In, Out]) push(v In) bool {
 	m.inFlight++
 	if m.pool != nil {
 		m.waiting++
-		if err := m.pool.submitItem(m.ictx, v, m, id); err != nil {
+		if err := m.pool.submitItem(m.ictx, v, &m.rt, id); err != nil {
 			m.done(id, sl.out, err)
 		}
 	} else {

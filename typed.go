@@ -124,19 +124,20 @@ func (p *Pool[In, Out]) merged(pol []Policy) (m Policy, own bool, err error) {
 	return pol[0].merge(p.def), true, nil
 }
 
-// policy is merged for a fire-and-forget job: with no policy given, the
-// pool default itself, shared; otherwise the merge costs one allocation.
-func (p *Pool[In, Out]) policy(pol []Policy) (*Policy, error) {
+// route is merged for a fire-and-forget job: with no policy given, the
+// pool's default route, shared; otherwise a route of its own, which costs
+// one allocation.
+func (p *Pool[In, Out]) route(pol []Policy) (*route[Out], error) {
 	if len(pol) == 0 {
-		return &p.def, nil
+		return &p.defRoute, nil
 	}
 	m, own, err := p.merged(pol)
 	if err != nil || !own {
-		return &p.def, err
+		return &p.defRoute, err
 	}
-	pm := new(Policy) // here alone: &m would make every call allocate
-	*pm = m
-	return pm, nil
+	rt := &ownRoute[Out]{pol: m}
+	rt.route.pol = &rt.pol
+	return &rt.route, nil
 }
 
 // ownPolicy is merged for a submitted job: nil with no policy given (the
@@ -253,10 +254,10 @@ func (p *Pool[In, Out]) fire(ctx context.Context, in In, pol []Policy, wait bool
 		p.rejected.Add(1)
 		return errNilContext
 	}
-	pp, err := p.policy(pol)
+	rt, err := p.route(pol)
 	if err == nil {
 		keepHandlerCtx(ctx)
-		err = p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, pol: pp}, wait)
+		err = p.enqueue(ctx, task[In, Out]{ctx: ctx, in: in, rt: rt}, wait)
 	}
 	if err != nil {
 		p.rejected.Add(1)
@@ -296,7 +297,7 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 		p.drop(t, err) // its ctx ended while it waited
 		return false
 	}
-	pol := t.pol
+	pol, sink := t.rt.pol, t.rt.sink
 	var start, dl time.Time
 	if pol.Timeout > 0 || pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
 		start = time.Now()
@@ -323,11 +324,11 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	}
 	w.endAttempt(rc)
 	if err == nil {
-		if t.sink == nil {
+		if sink == nil {
 			return true
 		}
 		w.succeeded.Add(1)
-		t.sink.done(t.slot, out, nil)
+		sink.done(t.slot, out, nil)
 		return false
 	}
 	if own == context.Canceled {
@@ -342,8 +343,8 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 		if pol != &p.def {
 			j.rs.pol, j.rs.own = *pol, true
 		}
-		if t.sink != nil {
-			j.sendTo(t.sink, t.slot)
+		if sink != nil {
+			j.sendTo(sink, t.slot)
 		}
 		j.state.Store(mkState(1, phaseFinishing))
 		j.retryLater(1, err, delay)
@@ -351,9 +352,9 @@ func (w *worker[In, Out]) runFire(t task[In, Out]) bool {
 	}
 	err = finalErr(pol, t.ctx, 1, err, nil)
 	p.count(w, err)
-	if t.sink != nil {
+	if sink != nil {
 		var zero Out
-		t.sink.done(t.slot, zero, err)
+		sink.done(t.slot, zero, err)
 	}
 	return false
 }
@@ -379,16 +380,17 @@ func (w *worker[In, Out]) begin(ctx context.Context, dl time.Time) (*runCtx, uin
 }
 
 // submitItem queues in for Map, waiting for room like Submit: the outcome
-// goes to sink's slot. Without a Timeout or MaxElapsed in the pool's policy
+// goes to slot of rt's sink. rt, the Map's route, has the pool's default
+// policy. Without a Timeout or MaxElapsed in the pool's policy
 // no Result is made, so it allocates nothing. With one, the item gets a job
 // record, as Submit makes: an attempt's deadline ends a job at once, even if
 // its handler ignores ctx, where a fire-and-forget job's outcome waits for
 // the handler.
-func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, sink itemSink[Out], slot int32) error {
-	t := task[In, Out]{ctx: ctx, in: in, pol: &p.def, sink: sink, slot: slot}
+func (p *Pool[In, Out]) submitItem(ctx context.Context, in In, rt *route[Out], slot int32) error {
+	t := task[In, Out]{ctx: ctx, in: in, rt: rt, slot: slot}
 	if p.def.Timeout > 0 || p.def.MaxElapsed > 0 {
 		j := p.newJob(ctx, in)
-		j.sendTo(sink, slot)
+		j.sendTo(rt.sink, slot)
 		t = task[In, Out]{j: j}
 	}
 	err := p.enqueue(ctx, t, true)
