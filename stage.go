@@ -166,6 +166,7 @@ func (j *thenJob[A, B, C]) settle(v C, err error) {
 	if r2 := j.r2.Load(); r2 != nil {
 		attempts += r2.Attempts()
 	}
+	attempts = min(attempts, maxAttempts) // what Result.state can count
 	for {
 		s := j.state.Load()
 		if s&phaseMask == phaseDone {
