@@ -101,7 +101,7 @@ type route[Out any] struct {
 // ownRoute is the route of a fire-and-forget job with a policy of its own.
 type ownRoute[Out any] struct {
 	route[Out]
-	pol Policy
+	own Policy // route.pol points here
 }
 
 // itemSink receives the outcome of a job that Map queued without a Result.

@@ -108,7 +108,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 type Result[T any] struct {
 	// The first word holds the state and the flags beside it, so that a
 	// job record fits in 128 bytes, a whole number of cache lines, with
-	// the fields an attempt and Await touch in its first line.
+	// the fields that an attempt's end and Await touch in its first line.
 	state atomic.Uint32 // attempt<<2 | phase
 	flags atomic.Uint32 // flagWantCh, flagNested, flagAwaited
 

@@ -135,8 +135,8 @@ func (p *Pool[In, Out]) route(pol []Policy) (*route[Out], error) {
 	if err != nil || !own {
 		return &p.defRoute, err
 	}
-	rt := &ownRoute[Out]{pol: m}
-	rt.route.pol = &rt.pol
+	rt := &ownRoute[Out]{own: m}
+	rt.pol = &rt.own
 	return &rt.route, nil
 }
 
