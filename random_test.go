@@ -477,6 +477,50 @@ func (y *yieldOrder) see(idx int) {
 	y.last = idx
 }
 
+// streamCheck checks a consumer's view of a Map stream that it may break
+// out of: each item yielded once (and in order, if ordered), nothing after
+// the ctx's error.
+type streamCheck struct {
+	*yieldOrder
+	breakAt    int // the consumer breaks after its yield number breakAt (from 0)
+	count      int // yields so far
+	ctxYielded bool
+	broke      bool
+}
+
+func newStreamCheck(r *rRun, what string, ordered bool, breakAt int) *streamCheck {
+	return &streamCheck{yieldOrder: newYieldOrder(r, what, ordered), breakAt: breakAt}
+}
+
+// yielded checks that nothing comes after the ctx's error.
+func (c *streamCheck) yielded(id int, err error) {
+	if c.ctxYielded {
+		c.r.failf("%s yielded (%v, %v) after ctx.Err()", c.what, id, err)
+	}
+}
+
+// ctxEnded checks err, neither nil nor an *ItemError: it must be the
+// stream's ctx's error.
+func (c *streamCheck) ctxEnded(ctx context.Context, err error) {
+	if ctx.Err() == nil || err != ctx.Err() {
+		c.r.failf("%s yielded %v; ctx.Err() = %v", c.what, err, ctx.Err())
+	}
+	c.ctxYielded = true
+}
+
+// next records the yield of item idx (-1 for none) and reports whether the
+// consumer breaks out now.
+func (c *streamCheck) next(idx int) bool {
+	if idx >= 0 {
+		c.see(idx)
+	}
+	c.count++
+	if c.count-1 == c.breakAt {
+		c.broke = true
+	}
+	return c.broke
+}
+
 // randomResult picks a Result we hold; with cancel, it marks it cancelled.
 func (r *rRun) randomResult(rng *rand.Rand, cancel bool) *Result[rItem] {
 	r.mu.Lock()
@@ -593,14 +637,9 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 		}
 		in = Flatten(checked)
 	}
-	yields := newYieldOrder(r, "Map", ordered)
-	count := 0
-	ctxYielded := false
-	broke := false
+	c := newStreamCheck(r, "Map", ordered, breakAt)
 	for v, err := range Map(ctx, stage, in, opts...) {
-		if ctxYielded {
-			r.failf("Map yielded (%v, %v) after ctx.Err()", v.id, err)
-		}
+		c.yielded(v.id, err)
 		idx := -1
 		var ie *ItemError
 		switch {
@@ -632,22 +671,14 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			}
 			idsMu.Unlock()
 		default:
-			if ctx.Err() == nil || err != ctx.Err() {
-				r.failf("Map yielded %v; ctx.Err() = %v", err, ctx.Err())
-			}
-			ctxYielded = true
+			c.ctxEnded(ctx, err)
 		}
-		if idx >= 0 {
-			yields.see(idx)
-		}
-		count++
-		if count-1 == breakAt {
-			broke = true
+		if c.next(idx) {
 			break
 		}
 	}
-	if !broke && !ctxYielded && len(yields.seen) != n {
-		r.failf("Map over %d items yielded %d (then %v, batch %d maxWait %v, items %v)", n, len(yields.seen), then, batch, maxWait, ids)
+	if !c.broke && !c.ctxYielded && len(c.seen) != n {
+		r.failf("Map over %d items yielded %d (then %v, batch %d maxWait %v, items %v)", n, len(c.seen), then, batch, maxWait, ids)
 	}
 }
 
@@ -1205,13 +1236,9 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 			}
 		}
 	}
-	yields := newYieldOrder(r, "second stage", ordered)
-	count := 0
-	ctxYielded, broke := false, false
+	c := newStreamCheck(r, "second stage", ordered, breakAt)
 	for v, err := range Map(ctx, r.B, mid, opts2...) {
-		if ctxYielded {
-			r.failf("second stage yielded (%v, %v) after ctx.Err()", v.id, err)
-		}
+		c.yielded(v.id, err)
 		idx := -1
 		var ie *ItemError
 		switch {
@@ -1230,28 +1257,20 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 				r.failf("second stage yielded ItemError index %d of %d items", idx, len(ids2))
 			}
 		default:
-			if ctx.Err() == nil || err != ctx.Err() {
-				r.failf("second stage yielded %v; ctx.Err() = %v", err, ctx.Err())
-			}
-			ctxYielded = true
+			c.ctxEnded(ctx, err)
 		}
-		if idx >= 0 {
-			yields.see(idx)
-		}
-		count++
-		if count-1 == breakAt {
-			broke = true
+		if c.next(idx) {
 			break
 		}
 	}
-	if broke || ctxYielded || ctxErrs1 > 0 {
+	if c.broke || c.ctxYielded || ctxErrs1 > 0 {
 		return
 	}
 	if len(ids1) != n || errs1+len(ids2) != n {
 		r.failf("Values: %d items in, %d pulled, %d failed in the first stage + %d went on", n, len(ids1), errs1, len(ids2))
 	}
-	if len(yields.seen) != len(ids2) {
-		r.failf("second stage over %d items yielded %d", len(ids2), len(yields.seen))
+	if len(c.seen) != len(ids2) {
+		r.failf("second stage over %d items yielded %d", len(ids2), len(c.seen))
 	}
 }
 
