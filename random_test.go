@@ -331,16 +331,8 @@ func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, er
 			r.units[pi][child.id].allRun = false // the handler's ctx ends
 			r.mu.Unlock()
 			r.trackResult(pi, child.id, res, refused)
-			actx := ctx
-			if crng.IntN(2) == 0 {
-				actx = context.Background()
-			}
-			v, err := res.Await(actx)
-			if err != nil {
-				return zero, fmt.Errorf("child %d: %w", child.id, err)
-			}
-			if v.id != child.id {
-				r.failf("pool %d child %d: Await returned item %d", pi, child.id, v.id)
+			if err := r.awaitChild(crng, ctx, res, "child", pi, child.id); err != nil {
+				return zero, err
 			}
 			break
 		}
@@ -366,19 +358,28 @@ func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, er
 		r.mu.Lock()
 		r.chains = append(r.chains, rChain{id: child.id, res: res, first: piC})
 		r.mu.Unlock()
-		actx := ctx
-		if crng.IntN(2) == 0 {
-			actx = context.Background()
-		}
-		v, err := res.Await(actx)
-		if err != nil {
-			return zero, fmt.Errorf("chain child %d: %w", child.id, err)
-		}
-		if v.id != child.id {
-			r.failf("pool %d chain child %d: Await returned item %d", pi, child.id, v.id)
+		if err := r.awaitChild(crng, ctx, res, "chain child", pi, child.id); err != nil {
+			return zero, err
 		}
 	}
 	return in, nil
+}
+
+// awaitChild awaits a fork–join child with id, submitted by a handler of
+// pool pi whose ctx is ctx: with ctx or, by rng's choice, without a
+// deadline. It returns the child's error, wrapped with what it is.
+func (r *rRun) awaitChild(rng *rand.Rand, ctx context.Context, res *Result[rItem], what string, pi, id int) error {
+	if rng.IntN(2) == 0 {
+		ctx = context.Background()
+	}
+	v, err := res.Await(ctx)
+	if err != nil {
+		return fmt.Errorf("%s %d: %w", what, id, err)
+	}
+	if v.id != id {
+		r.failf("pool %d %s %d: Await returned item %d", pi, what, id, v.id)
+	}
+	return nil
 }
 
 func (r *rRun) subCtx(rng *rand.Rand) context.Context {
