@@ -799,6 +799,9 @@ func TestAllocationBounds(t *testing.T) {
 		// Issue 4: a policy with a timeout adds at most 2 allocations.
 		{"Submit+Await with a Timeout policy", submitAwait(Policy{Timeout: time.Hour}), 3},
 		{"Go with a Timeout policy", goAndWait(Policy{Timeout: time.Hour}), 1},
+		// Submit's doc: the job's retry state, one allocation, holds its
+		// own policy and what a MaxElapsed needs (it took two).
+		{"Submit+Await with a MaxElapsed policy", submitAwait(Policy{MaxElapsed: time.Hour}), 2},
 		// Then's doc: both Submits and two of its own, and no goroutine
 		// per awaited item (one used to start for each).
 		{"Then Submit+Await", func() {
