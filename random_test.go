@@ -285,23 +285,21 @@ func (r *rRun) behave(ctx context.Context, pi int, in rItem, att int) (rItem, er
 		return zero, errRnd
 	case rkPanic:
 		return zero, errPanicNow
-	case rkBlock:
+	case rkBlock, rkHonor: // wait for ctx: an hour, or in.dur
+		d := in.dur
+		if k == rkBlock {
+			d = time.Hour
+		}
 		select {
 		case <-ctx.Done():
 			return zero, ctx.Err()
-		case <-time.After(time.Hour):
+		case <-time.After(d):
 		}
 	case rkIgnore:
 		time.Sleep(in.dur)
 	case rkFailFirst:
 		if att == 1 {
 			return zero, errRnd
-		}
-	case rkHonor:
-		select {
-		case <-ctx.Done():
-			return zero, ctx.Err()
-		case <-time.After(in.dur):
 		}
 	case rkPermanent:
 		return zero, Permanent(errRnd)
