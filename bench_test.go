@@ -157,11 +157,55 @@ func BenchmarkChannelPoolResults(b *testing.B) {
 // allocates each future; reused takes it from an array of one window, so
 // the two differ by the allocation and its garbage alone, and reused
 // differs from BenchmarkChannelPoolResults by the per-job completion and
-// await.
+// await. job is a future shaped like a job record; reply is what most
+// hand-written pools use for a result, a buffered channel per job.
 func BenchmarkChannelPoolFutures(b *testing.B) {
 	b.Run("alloc", func(b *testing.B) { benchChannelFutures(b, true) })
 	b.Run("reused", func(b *testing.B) { benchChannelFutures(b, false) })
 	b.Run("job", benchChannelJobFutures)
+	b.Run("reply", benchChannelReplyFutures)
+}
+
+// benchChannelReplyFutures is the future most hand-written pools use: a
+// reply channel of one per job, which the worker sends the output on and the
+// submitter receives from (one allocation, the channel), awaited in windows
+// as the other variants are.
+func benchChannelReplyFutures(b *testing.B) {
+	type request struct {
+		in    int
+		reply chan int
+	}
+	ch := make(chan request, 1024)
+	var workers sync.WaitGroup
+	for range benchWorkers() {
+		workers.Go(func() {
+			for r := range ch {
+				r.reply <- r.in * 2
+			}
+		})
+	}
+	replies := make([]chan int, 0, awaitWindow)
+	await := func(i0 int) {
+		for k, c := range replies {
+			if v := <-c; v != 2*(i0+k) {
+				b.Fatalf("job %d: out = %d, want %d", i0+k, v, 2*(i0+k))
+			}
+		}
+		replies = replies[:0]
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		c := make(chan int, 1)
+		ch <- request{in: i, reply: c}
+		if replies = append(replies, c); len(replies) == awaitWindow {
+			await(i + 1 - awaitWindow)
+		}
+	}
+	await(b.N - len(replies))
+	b.StopTimer()
+	close(ch)
+	workers.Wait()
 }
 
 // benchChannelJobFutures is the floor of a future that can be a job's: the

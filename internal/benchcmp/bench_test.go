@@ -360,6 +360,40 @@ var awaitImpls = []awaitImpl{
 			running.Wait()
 		}
 	}},
+	{name: "channel-reply", start: func(_ *testing.B, workers int) (func(lo, hi int) int, func()) {
+		// The hand-written pool most code has: a reply channel of one
+		// per job, received from in submission order.
+		type request struct {
+			in    int
+			reply chan int
+		}
+		jobs := make(chan request, queueSize)
+		var running sync.WaitGroup
+		for range workers {
+			running.Go(func() {
+				for r := range jobs {
+					r.reply <- work(r.in)
+				}
+			})
+		}
+		replies := make([]chan int, window)
+		round := func(lo, hi int) int {
+			for i := lo; i < hi; i++ {
+				c := make(chan int, 1)
+				replies[i-lo] = c
+				jobs <- request{in: i, reply: c}
+			}
+			s := 0
+			for _, c := range replies[:hi-lo] {
+				s += <-c
+			}
+			return s
+		}
+		return round, func() {
+			close(jobs)
+			running.Wait()
+		}
+	}},
 	{name: "jobq", start: func(b *testing.B, workers int) (func(lo, hi int) int, func()) {
 		p := jobq.New(workers, func(_ context.Context, i int) (int, error) {
 			return work(i), nil
