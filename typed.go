@@ -179,7 +179,7 @@ func (j *job[In, Out]) policy() *Policy {
 // already takes about 2.3 times as long, and Submit plus Await about 1.6
 // times that (BenchmarkChannelPoolFutures/job). The same channel pool
 // returning each result on a reply channel of its own, as hand-written
-// pools usually do, takes 3 to 4 times the result-slot pool, and Submit
+// pools usually do, takes 2 to 4.5 times the result-slot pool, and Submit
 // plus Await about 1.2 times that (BenchmarkChannelPoolFutures/reply). A
 // Timeout adds a timer reset per attempt.
 //
