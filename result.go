@@ -267,3 +267,46 @@ func (r *Result[T]) onDone(f func()) bool {
 	f()
 	return true
 }
+
+// NewPromise returns a Result that its maker completes, and the function
+// that completes it: for a Stage outside this package (a remote queue, a
+// service) that Map, Then and AwaitAll can mix with Pools.
+//
+// settle completes r with (v, err) and reports whether it did: only the
+// first completion wins, whether it is a settle or a Cancel. Cancel on r
+// completes it at once with context.Canceled, then calls onCancel (when not
+// nil) in the goroutine that cancelled, so the maker can stop the work;
+// onCancel runs at most once, and never after a settle that won. settle is
+// safe to call from any goroutine, any number of times.
+//
+// Cost: two allocations (the Result and its settle function).
+func NewPromise[T any](onCancel func()) (r *Result[T], settle func(v T, err error) bool) {
+	p := &promise[T]{onCancel: onCancel}
+	p.ctl = p
+	p.wait.Add(1)
+	return &p.Result, p.settle
+}
+
+// promise is a Result completed by its maker rather than by a job.
+type promise[T any] struct {
+	Result[T]
+	onCancel func()
+}
+
+// settle completes the promise, unless it has completed.
+func (p *promise[T]) settle(v T, err error) bool {
+	if !p.state.CompareAndSwap(mkState(0, phaseQueued), mkState(0, phaseDone)) {
+		return false
+	}
+	p.complete(v, err)
+	return true
+}
+
+func (p *promise[T]) cancel() {
+	var zero T
+	if p.settle(zero, context.Canceled) && p.onCancel != nil {
+		p.onCancel()
+	}
+}
+
+func (p *promise[T]) help() {}
