@@ -339,22 +339,6 @@ func benchSubmitAwait(b *testing.B, pol ...Policy) {
 	b.StopTimer()
 }
 
-func BenchmarkRing(b *testing.B) {
-	for _, depth := range []int{0, 100, 10000} {
-		b.Run("depth="+itoa(depth), func(b *testing.B) {
-			r := NewRing[task[int, int]](depth + 1)
-			for i := range depth {
-				r.Push(task[int, int]{in: i})
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				r.Push(task[int, int]{in: 1})
-				r.Pop()
-			}
-		})
-	}
-}
-
 func itoa(n int) string {
 	if n == 0 {
 		return "0"

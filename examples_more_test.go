@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -202,7 +201,7 @@ func ExampleWithQueueSize() {
 	_ = p.Go(ctx, 0)
 	<-started // job 0 holds the only worker; the queue is empty
 	for n := 1; n <= 3; n++ {
-		fmt.Printf("Go(%d): %v\n", n, p.Go(ctx, n))
+		fmt.Printf("TryGo(%d): %v\n", n, p.TryGo(ctx, n))
 	}
 	m := p.Metrics()
 	fmt.Println("running:", m.Running, "queued:", m.Queued, "rejected:", m.Rejected)
@@ -211,9 +210,9 @@ func ExampleWithQueueSize() {
 	p.Close()
 	fmt.Println("succeeded:", p.Metrics().Succeeded, "- default bound:", jobq.DefaultQueueSize)
 	// Output:
-	// Go(1): <nil>
-	// Go(2): <nil>
-	// Go(3): jobq: queue full
+	// TryGo(1): <nil>
+	// TryGo(2): <nil>
+	// TryGo(3): jobq: queue full
 	// running: 1 queued: 2 rejected: 1
 	// succeeded: 3 - default bound: 4096
 }
@@ -491,7 +490,7 @@ func Example_errors() {
 
 	fmt.Println(p.Go(ctx, 1))
 	for _, err := range []error{
-		p.Go(ctx, 2), // the queue holds one job already
+		p.TryGo(ctx, 2), // the queue holds one job already
 		p.Go(ctx, 3, jobq.Policy{MaxAttempts: -1}),
 	} {
 		switch {
@@ -805,111 +804,6 @@ func ExampleItemError_Error() {
 	// Output: jobq: item 3: unexpected EOF
 }
 
-// The ring buffer.
-
-// The zero Ring is an unbounded FIFO.
-func ExampleRing() {
-	var r jobq.Ring[string]
-	for _, s := range []string{"a", "b", "c"} {
-		r.Push(s)
-	}
-	for r.Len() > 0 {
-		s, _ := r.Pop()
-		fmt.Print(s, " ")
-	}
-	fmt.Println("- unbounded:", r.Cap() == math.MaxInt)
-	// Output: a b c - unbounded: true
-}
-
-func ExampleNewRing() {
-	r := jobq.NewRing[int](2)
-	for n := 1; n <= 3; n++ {
-		fmt.Printf("Push(%d): %t\n", n, r.Push(n))
-	}
-	fmt.Println("len", r.Len(), "cap", r.Cap())
-	// Output:
-	// Push(1): true
-	// Push(2): true
-	// Push(3): false
-	// len 2 cap 2
-}
-
-// A bounded Ring keeps the last lines of a log: when Push finds it full, drop
-// the oldest line first.
-func ExampleRing_Push() {
-	tail := jobq.NewRing[string](3)
-	for _, line := range []string{"boot", "mount /", "start sshd", "start cron", "login ann"} {
-		if !tail.Push(line) {
-			tail.Pop()
-			tail.Push(line)
-		}
-	}
-	for line, ok := tail.Pop(); ok; line, ok = tail.Pop() {
-		fmt.Println(line)
-	}
-	// Output:
-	// start sshd
-	// start cron
-	// login ann
-}
-
-func ExampleRing_Pop() {
-	r := jobq.NewRing[int](4)
-	r.Push(10)
-	r.Push(20)
-	for {
-		v, ok := r.Pop()
-		if !ok {
-			fmt.Println("empty")
-			break
-		}
-		fmt.Println(v)
-	}
-	// Output:
-	// 10
-	// 20
-	// empty
-}
-
-func ExampleRing_Len() {
-	backlog := jobq.NewRing[string](100)
-	backlog.Push("resize cat.png")
-	backlog.Push("resize dog.png")
-	backlog.Pop()
-	fmt.Println(backlog.Len(), "job waiting")
-	// Output: 1 job waiting
-}
-
-func ExampleRing_Cap() {
-	r := jobq.NewRing[int](8)
-	r.Push(1)
-	r.Push(2)
-	fmt.Println("room for", r.Cap()-r.Len(), "more")
-	// Output: room for 6 more
-}
-
-// Code that only moves items in and out can take a Buffer, which a *Ring
-// satisfies.
-func ExampleBuffer() {
-	drain := func(b jobq.Buffer[int]) []int {
-		var out []int
-		for v, ok := b.Pop(); ok; v, ok = b.Pop() {
-			out = append(out, v)
-		}
-		return out
-	}
-	var b jobq.Buffer[int] = jobq.NewRing[int](3)
-	for n := range 5 {
-		if !b.Push(n) {
-			fmt.Println("full at", b.Len(), "of", b.Cap())
-			break
-		}
-	}
-	fmt.Println(drain(b))
-	// Output:
-	// full at 3 of 3
-	// [0 1 2]
-}
 
 // The seed API: Queue.
 

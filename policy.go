@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 // Policy says how one submission is retried and timed. It is a plain value:
@@ -180,13 +181,8 @@ func Permanent(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &permanentError{err: err}
+	return engine.Permanent(err)
 }
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
 
 // RetryAfter wraps err so that, if the job is retried, the next delay is
 // exactly d: it replaces Backoff's delay and skips Jitter. It does not force a
@@ -199,19 +195,8 @@ func RetryAfter(d time.Duration, err error) error {
 	if err == nil {
 		return nil
 	}
-	if d < 0 {
-		d = 0
-	}
-	return &retryAfterError{d: d, err: err}
+	return engine.RetryAfter(d, err)
 }
-
-type retryAfterError struct {
-	d   time.Duration
-	err error
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
 
 // merge returns p with every zero field taken from def.
 func (p Policy) merge(def Policy) Policy {
@@ -253,66 +238,29 @@ func (p Policy) validate() error {
 	return nil
 }
 
-// retry decides, after attempt number attempt (1-based) failed with err,
-// whether to try again and after what delay. prev is the delay used before
-// the previous retry (0 if none); elapsed is the time since the job first
-// started; rnd supplies uniform numbers in [0, 1) (math/rand/v2's Float64
-// when nil). p should be merged; a nil Backoff falls back to the library
-// default. retry does not call OnRetry.
-func (p *Policy) retry(ctx context.Context, attempt int, err error, prev, elapsed time.Duration, rnd func() float64) (delay time.Duration, ok bool) {
-	if err == nil || attempt >= min(p.MaxAttempts, maxAttempts) || !p.retryable(ctx, err) {
-		return 0, false
+// resolved is p, merged, as the engine applies it.
+func (p *Policy) resolved() engine.Policy {
+	b := p.Backoff
+	if b == nil {
+		b = defaultPolicy.Backoff
 	}
-
-	if rnd == nil {
-		rnd = rand.Float64
+	return engine.Policy{
+		MaxAttempts: p.MaxAttempts,
+		Backoff:     b,
+		Jitter:      p.Jitter,
+		Timeout:     p.Timeout,
+		MaxElapsed:  p.MaxElapsed,
+		RetryIf:     p.RetryIf,
+		OnRetry:     p.OnRetry,
 	}
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		delay = ra.d
-	} else {
-		b := p.Backoff
-		if b == nil {
-			b = defaultPolicy.Backoff
-		}
-		delay = b(attempt, prev, rnd())
-		if p.Jitter != nil {
-			delay = p.Jitter(delay, rnd())
-		}
-	}
-	delay = max(delay, 0)
-
-	// Written as a subtraction so that a huge delay cannot overflow.
-	if p.MaxElapsed > 0 && (elapsed > p.MaxElapsed || delay > p.MaxElapsed-elapsed) {
-		return 0, false
-	}
-	return delay, true
 }
 
-// retryable reports whether err, the error of an attempt of a job submitted
-// with ctx, may be retried at all, leaving aside attempts and time.
-func (p *Policy) retryable(ctx context.Context, err error) bool {
-	// A done submission ctx ends the job; this also covers the default
-	// rule that the caller's own cancellation is not retried.
-	if ctx != nil && ctx.Err() != nil {
-		return false
-	}
-	// Its deadline may have passed before its timer has cancelled it (an
-	// attempt's Timeout ending at the same instant): no retry could run.
-	if ctx != nil {
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			return false
-		}
-	}
-	var perm *permanentError
-	if errors.As(err, &perm) {
-		return false
-	}
-	if p.RetryIf != nil {
-		return p.RetryIf(err)
-	}
-	var pe *PanicError
-	return !errors.As(err, &pe)
+// retry decides, after attempt number attempt (1-based) failed with err,
+// whether to try again and after what delay, as a pool would; see
+// engine.Policy.Next.
+func (p *Policy) retry(ctx context.Context, attempt int, err error, prev, elapsed time.Duration, rnd func() float64) (time.Duration, bool) {
+	ep := p.resolved()
+	return ep.Next(ctx, attempt, err, prev, elapsed, rnd)
 }
 
 // durationOf converts x nanoseconds to a Duration, saturating instead of

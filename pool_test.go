@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 // gauge counts the handlers running at once and the most seen.
@@ -137,8 +139,8 @@ func TestMetricsAddUpAfterMixedWorkload(t *testing.T) {
 	if _, err := p.TrySubmit(ctx, 4); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("TrySubmit on a full queue: err = %v, want ErrQueueFull", err)
 	}
-	if err := p.Go(ctx, 4); !errors.Is(err, ErrQueueFull) {
-		t.Fatalf("Go on a full queue: err = %v, want ErrQueueFull", err)
+	if err := p.TryGo(ctx, 4); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("TryGo on a full queue: err = %v, want ErrQueueFull", err)
 	}
 	p.Resize(3)
 	const n = 60
@@ -1204,7 +1206,6 @@ func TestConstructorsPanicNamingTheArgument(t *testing.T) {
 		{"WithQueueSize 0", func() { WithQueueSize(0) }, "WithQueueSize: n must be >= 1, got 0"},
 		{"WithQueueSize -1", func() { WithQueueSize(-1) }, "WithQueueSize: n must be >= 1, got -1"},
 		{"WithFn nil", func() { WithFn(nil) }, "WithFn: fn must not be nil"},
-		{"NewRing capacity 0", func() { NewRing[int](0) }, "capacity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1222,58 +1223,25 @@ func TestNewWithWithFnPanicsAndLeaksNothing(t *testing.T) {
 	})
 }
 
-// TestPoolLayout pins the cache-line layout that Pool's comment describes:
-// the lock and the queue share line 0, the fields read on the hot paths end
-// before line 3, and a Pool starts on a line.
-func TestPoolLayout(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skip("the layout is pinned for 64-bit platforms")
-	}
-	var p Pool[int, int]
-	const line = 64
-	if off := unsafe.Offsetof(p.mu); off != 0 {
-		t.Errorf("mu at offset %d, want 0", off)
-	}
-	if end := unsafe.Offsetof(p.ring) + unsafe.Sizeof(p.ring); end > line {
-		t.Errorf("ring ends at offset %d, past line 0", end)
-	}
-	if off := unsafe.Offsetof(p.h); off != 3*line {
-		t.Errorf("h at offset %d, want %d: the hot fields before it moved", off, 3*line)
-	}
-	if sub, q := unsafe.Offsetof(p.submitted), unsafe.Offsetof(p.quitting); sub/line == q/line {
-		t.Errorf("submitted (offset %d) shares a line with the read-mostly fields (quitting at %d)", sub, q)
-	}
-	check := func(name string, ptr unsafe.Pointer) {
-		if a := uintptr(ptr) % line; a != 0 {
-			t.Errorf("%s allocated at %d mod %d: its size class is not a multiple of a line", name, a, line)
-		}
-	}
-	for range 8 {
-		pi := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
-		ps := New(1, func(_ context.Context, s string) ([]byte, error) { return []byte(s), nil })
-		q := NewPool(1)
-		check("Pool[int, int]", unsafe.Pointer(pi))
-		check("Pool[string, []byte]", unsafe.Pointer(ps))
-		check("Queue's pool", unsafe.Pointer(q.p))
-		_, _, _ = pi.Close(), ps.Close(), q.p.Close()
-	}
-}
-
-// TestJobRecordLayout pins the job record's size and layout that Result's
-// comment describes: a job of small In and Out takes 128 bytes, a size class
-// whose objects start on a cache line, and the fields that an attempt's end
-// and Await touch (state, flags, val, err, wait, ctl) lie in its first line.
+// TestJobRecordLayout pins the job record's size, the one allocation of a
+// Submit (its Result, and its first attempt's handler ctx): a job of small
+// In and Out takes at most 256 bytes, in a size class whose objects start
+// on a cache line, and the fields that an attempt's end and Await touch lie
+// in its first line.
 func TestJobRecordLayout(t *testing.T) {
 	if unsafe.Sizeof(uintptr(0)) != 8 {
 		t.Skip("the layout is pinned for 64-bit platforms")
 	}
-	var j job[int, int]
+	var j engine.Job[int, int]
 	const line = 64
-	if size := unsafe.Sizeof(j); size != 2*line {
-		t.Errorf("job[int, int] takes %d bytes, want %d", size, 2*line)
+	if size := unsafe.Sizeof(j); size > 4*line {
+		t.Errorf("engine.Job[int, int] takes %d bytes, want at most %d", size, 4*line)
 	}
-	if end := unsafe.Offsetof(j.ctl) + unsafe.Sizeof(j.ctl); end > line {
-		t.Errorf("ctl ends at offset %d, past line 0", end)
+	if off := unsafe.Offsetof(j.Future); off != 0 {
+		t.Errorf("the Future at offset %d, want 0", off)
+	}
+	if size := unsafe.Sizeof(j.Future); size > 2*line {
+		t.Errorf("the Future takes %d bytes, want at most %d", size, 2*line)
 	}
 	p := New(1, func(_ context.Context, x int) (int, error) { return x, nil })
 	defer p.Close()

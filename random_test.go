@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 var errRnd = errors.New("random: handler failed")
@@ -134,18 +136,7 @@ func (r *rRun) metrics(pi int) Metrics {
 	return r.pool(pi).Metrics()
 }
 
-func dumpPool[In, Out any](p *Pool[In, Out]) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	busy := 0
-	for _, w := range p.all {
-		if w.busy {
-			busy++
-		}
-	}
-	return fmt.Sprintf("target %d all %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d limbo %d closing %v abandoned %v drainDone %v room %d",
-		p.target, len(p.all), len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), p.waiters, p.limbo, p.closing, p.abandoned, p.drainDone, len(p.room))
-}
+func dumpPool[In, Out any](p *Pool[In, Out]) string { return p.e.Dump() }
 
 func (r *rRun) dump(pi int) string {
 	if pi == piQ {
@@ -574,8 +565,7 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 	if then {
 		stage = Then[rItem, rItem, rItem](r.A, r.B)
 	}
-	rc, _ := ctx.Value(ownerKey{}).(*runCtx)
-	overPool := !then && (rc == nil || rc.owner != any(p))
+	overPool := !then && !isOwnHandler(ctx, p)
 	batch, maxWait, pause := 0, time.Duration(0), false
 	if depth == 0 && rng.IntN(3) == 0 {
 		batch = 1 + rng.IntN(4)
@@ -716,11 +706,11 @@ func (r *rRun) actor(rng *rand.Rand, nOps int) {
 				r.failf("TrySubmit refused with %v but its Result is not done", err)
 			}
 			r.trackResult(pi, it.id, res, err != nil)
-		case op < 42: // Go
+		case op < 42: // TryGo
 			it := r.newItem(rng, 0)
 			pols := rndPolicy(rng, r.onRetryOf(pi))
 			u := r.register(pi, it.id, pols, true)
-			if err := p.Go(r.subCtx(rng), it, pols...); err != nil {
+			if err := p.TryGo(r.subCtx(rng), it, pols...); err != nil {
 				r.mu.Lock()
 				u.refused = true
 				r.mu.Unlock()
@@ -1027,7 +1017,7 @@ func (r *rRun) finalChecks() {
 					if !u.everNil {
 						r.problems = append(r.problems, fmt.Sprintf("pool %d job %d: succeeded but no handler call returned nil", pi, id))
 					}
-				} else if !u.refused && !isCancellation(err) && !errors.Is(err, context.DeadlineExceeded) &&
+				} else if !u.refused && !engine.IsCancellation(err) && !errors.Is(err, context.DeadlineExceeded) &&
 					!errors.Is(err, ErrInvalidPolicy) && err != ErrQueueFull && err != ErrClosed {
 					failedLow[pi]++
 				}
@@ -1454,9 +1444,11 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 		cancelled bool // by Result.Cancel
 		bg        bool // its ctx never ends
 		early     bool // submitted before the pause: it may run
+		ctxEnded  *bool // its ctx was cancelled before Shutdown
 	}
 	var subs []sub
 	allCancelled := true
+	var uncancelled []*bool // the ctxEnded of each job not cancelled by Result.Cancel
 	calls, nEarly := 0, rng.IntN(3)*rng.IntN(2)
 	for range nEarly {
 		// Jobs the workers may hold as the pool pauses.
@@ -1477,6 +1469,7 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 			s.cancelled = true
 		} else {
 			allCancelled = false
+			uncancelled = append(uncancelled, new(bool)) // its ctx never ends
 		}
 		subs = append(subs, s)
 	}
@@ -1496,19 +1489,21 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 		it := r.newItem(rng, 0)
 		ctx := context.Background()
 		bg := rng.IntN(2) == 0
+		ctxEnded := new(bool)
 		if !bg {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithCancel(ctx)
-			cancels = append(cancels, cancel)
+			cancels = append(cancels, func() { *ctxEnded = true; cancel() })
 		}
 		calls++
 		if rng.IntN(4) == 0 {
-			if err := p.Go(ctx, it); err == ErrQueueFull && nEarly > 0 {
+			if err := p.TryGo(ctx, it); err == ErrQueueFull && nEarly > 0 {
 				continue // an early job's entry may still hold a slot
 			} else if err != nil {
-				r.failf("paused pool: Go = %v with room in the queue", err)
+				r.failf("paused pool: TryGo = %v with room in the queue", err)
 			}
 			allCancelled = false
+			uncancelled = append(uncancelled, ctxEnded)
 			continue
 		}
 		res, err := p.TrySubmit(ctx, it)
@@ -1519,7 +1514,7 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 			r.failf("paused pool: TrySubmit = %v with room in the queue", err)
 			continue
 		}
-		s := sub{id: it.id, res: res, bg: bg}
+		s := sub{id: it.id, res: res, bg: bg, ctxEnded: ctxEnded}
 		if rng.IntN(3) > 0 {
 			res.Cancel()
 			s.cancelled = true
@@ -1528,6 +1523,7 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 			}
 		} else {
 			allCancelled = false
+			uncancelled = append(uncancelled, ctxEnded)
 		}
 		subs = append(subs, s)
 	}
@@ -1571,7 +1567,10 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(10))*time.Millisecond)
 		err = p.Shutdown(ctx)
 		cancel()
-		if err == nil && !allCancelled && nEarly == 0 {
+		// A queued job whose ctx ends ends then: with every job cancelled
+		// one way or the other, the pool may drain without a worker.
+		allEnded := !slices.ContainsFunc(uncancelled, func(e *bool) bool { return !*e })
+		if err == nil && !allCancelled && !allEnded && nEarly == 0 {
 			r.failf("paused pool with jobs left: Shutdown = nil without a worker")
 		}
 		p.Close() // with every job cancelled it may drain before the deadline, or not
@@ -1610,6 +1609,12 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 			nc++
 			if err != context.Canceled || starts[s.id] != 0 {
 				r.failf("paused pool: cancelled job %d: err %v, %d starts", s.id, err, starts[s.id])
+			}
+		case s.ctxEnded != nil && *s.ctxEnded:
+			// A queued job whose ctx ends ends then, cancelled; or,
+			// given up first, with ErrClosed.
+			if err != context.Canceled && err != ErrClosed || starts[s.id] != 0 {
+				r.failf("paused pool: job %d whose ctx ended: err %v, %d starts", s.id, err, starts[s.id])
 			}
 		case !grown:
 			if err != ErrClosed || starts[s.id] != 0 {

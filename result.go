@@ -4,18 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 var (
 	// ErrClosed is returned for a submission to a pool that is shutting down
 	// or shut down, and is the error of an accepted job that Shutdown gave up
 	// on when its deadline passed.
-	ErrClosed = errors.New("jobq: pool closed")
-	// ErrQueueFull is returned by TrySubmit and Go when the queue holds as
+	ErrClosed = engine.ErrClosed
+	// ErrQueueFull is returned by TrySubmit and TryGo when the queue holds as
 	// many jobs as WithQueueSize allows.
-	ErrQueueFull = errors.New("jobq: queue full")
+	ErrQueueFull = engine.ErrQueueFull
 	// errNilContext is the answer to a nil submission context.
 	errNilContext = errors.New("jobq: nil context")
 )
@@ -57,46 +57,29 @@ func (e *ExhaustedError) Error() string {
 // Unwrap returns every attempt's error, so errors.Is and errors.As match any.
 func (e *ExhaustedError) Unwrap() []error { return e.Errs }
 
-// Result phases, kept in the low two bits of Result.state; the 30 bits above
-// count the attempts started (at most maxAttempts), so a transition names
-// the attempt it ends and a late finisher of an earlier attempt cannot win.
-const (
-	phaseQueued    = 0 // waiting in the queue, or in backoff before a retry
-	phaseRunning   = 1 // an attempt is running
-	phaseDone      = 2 // completed; val and err are final
-	phaseFinishing = 3 // the winner of an attempt's end is deciding what next
-	phaseMask      = 3
-)
+// errGoexit is the value of the *PanicError of a handler that called
+// runtime.Goexit.
+var errGoexit = errors.New("jobq: handler called runtime.Goexit")
 
-// maxAttempts is the most attempts a job makes, whatever its policy says:
-// the most that Result.state can count.
-const maxAttempts = 1<<30 - 1
-
-func mkState(attempt int, phase uint32) uint32 { return uint32(attempt)<<2 | phase }
-
-// Result flags.
-const (
-	// flagWantCh: ch exists, or is about to (or, since onDone, hook).
-	flagWantCh = 1 << iota
-	// flagNested marks a job submitted from a handler of its own pool:
-	// whoever awaits it while it is still queued runs it. Set before the
-	// job is queued.
-	flagNested
-	// flagAwaited: a handler awaits such a job. Set under the pool's lock.
-	flagAwaited
-)
-
-func (r *Result[T]) nested() bool { return r.flags.Load()&flagNested != 0 }
-
-// control is what a Result asks of the job behind it.
-type control interface {
-	cancel()
-	help()
+func init() {
+	engine.Kinds.Panicked = func(v any, goexit bool, stack []byte) error {
+		if goexit {
+			v = errGoexit
+		}
+		return &PanicError{Value: v, Stack: stack}
+	}
+	engine.Kinds.IsPanic = func(err error) bool {
+		var pe *PanicError
+		return errors.As(err, &pe)
+	}
+	engine.Kinds.Exhausted = func(attempts int, errs []error) error {
+		return &ExhaustedError{Attempts: attempts, Errs: errs}
+	}
+	engine.Kinds.IsExhausted = func(err error) bool {
+		var ex *ExhaustedError
+		return errors.As(err, &ex)
+	}
 }
-
-// closedChan is returned by Done on Results that completed before anyone
-// asked for a channel.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Result is the future of one submitted job. It completes exactly once: with
 // the handler's output, or with an error that says why not (the handler's
@@ -105,77 +88,20 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Shutdown gave up on the job, or the submission's own error).
 //
 // A Result is safe for concurrent use; any number of goroutines may await it.
-type Result[T any] struct {
-	// The first word holds the state and the flags beside it, so that a
-	// job record fits in 128 bytes, a whole number of cache lines, with
-	// the fields that an attempt's end and Await touch in its first line.
-	state atomic.Uint32 // attempt<<2 | phase
-	flags atomic.Uint32 // flagWantCh, flagNested, flagAwaited
+type Result[T any] engine.Future[T]
 
-	val  T
-	err  error
-	wait sync.WaitGroup // done when completed: Await without a deadline blocks here
-	ctl  control        // nil for a Result that failed at submission
+func (r *Result[T]) f() *engine.Future[T] { return (*engine.Future[T])(r) }
 
-	mu   sync.Mutex
-	ch   chan struct{} // made on demand by Done; closed on completion
-	hook func()        // onDone: added for stage.go; runs once on completion
-}
+func resultOf[T any](f *engine.Future[T]) *Result[T] { return (*Result[T])(f) }
 
 // failed returns a completed Result holding err.
-func failed[T any](err error) *Result[T] {
-	r := new(Result[T])
-	r.err = err
-	r.state.Store(mkState(0, phaseDone))
-	return r
-}
+func failed[T any](err error) *Result[T] { return resultOf(engine.FailedFuture[T](err)) }
 
-// complete records the outcome and wakes every waiter. The caller has just
-// moved state to done, so it runs once per Result.
-func (r *Result[T]) complete(v T, err error) {
-	r.val, r.err = v, err
-	r.wait.Done()
-	if r.flags.Load()&flagWantCh != 0 {
-		r.mu.Lock()
-		if r.ch != nil && r.ch != closedChan {
-			close(r.ch)
-			r.ch = closedChan
-		}
-		hook := r.hook // onDone: added for stage.go
-		r.hook = nil
-		r.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
-	}
-}
-
-func (r *Result[T]) isDone() bool { return r.state.Load()&phaseMask == phaseDone }
+func (r *Result[T]) isDone() bool { return r.f().IsDone() }
 
 // Done returns a channel that is closed when the Result completes. The first
 // call on a Result that has not completed yet allocates the channel.
-func (r *Result[T]) Done() <-chan struct{} {
-	if r.isDone() {
-		// The state is published after the value; the channel must not
-		// close before complete ran, so only trust done for waiters
-		// through Wait. Wait returns at once here.
-		r.wait.Wait()
-		return closedChan
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ch == nil {
-		r.ch = make(chan struct{})
-		r.flags.Or(flagWantCh)
-		// complete may have run before it could see flagWantCh.
-		if r.isDone() {
-			r.wait.Wait()
-			close(r.ch)
-			r.ch = closedChan
-		}
-	}
-	return r.ch
-}
+func (r *Result[T]) Done() <-chan struct{} { return r.f().Done() }
 
 // Await waits for the Result and returns the job's output and error. ctx
 // bounds only the wait: when it ends first, Await returns ctx.Err() and the
@@ -190,42 +116,45 @@ func (r *Result[T]) Done() <-chan struct{} {
 // Await with a ctx that can end, on a Result that has not completed yet,
 // allocates one channel (see Done); Await with a ctx that cannot end, such as
 // context.Background(), allocates nothing.
-func (r *Result[T]) Await(ctx context.Context) (T, error) {
-	if !r.isDone() {
-		if r.ctl != nil {
-			r.ctl.help()
-		}
-		if ctx == nil || ctx.Done() == nil {
-			r.wait.Wait()
-		} else {
-			select {
-			case <-r.Done():
-			case <-ctx.Done():
-				// The job may have completed at the same moment;
-				// its outcome wins.
-				if !r.isDone() {
-					var zero T
-					return zero, ctx.Err()
-				}
-			}
-		}
-	}
-	r.wait.Wait()
-	return r.val, r.err
-}
+func (r *Result[T]) Await(ctx context.Context) (T, error) { return r.f().Await(ctx) }
 
 // Cancel stops the job: a queued job (or one waiting out a retry backoff)
 // never runs again; a running one has its ctx cancelled. Either way the
 // Result completes at once with context.Canceled, unless it had already
 // completed. Cancel is idempotent.
 func (r *Result[T]) Cancel() {
-	if r.ctl != nil && !r.isDone() {
-		r.ctl.cancel()
+	if c := r.f().Ctl(); c != nil && !r.isDone() {
+		c.Cancel()
 	}
 }
 
 // Attempts reports how many attempts of the job have started so far.
-func (r *Result[T]) Attempts() int { return int(r.state.Load() >> 2) }
+func (r *Result[T]) Attempts() int {
+	if c := r.f().Ctl(); c != nil {
+		return c.Attempts()
+	}
+	return 0
+}
+
+// help runs the job in the calling goroutine if it is a fork–join child
+// still queued (see Await).
+func (r *Result[T]) help() {
+	if c := r.f().Ctl(); c != nil && !r.isDone() {
+		c.Help()
+	}
+}
+
+// nested reports whether r is a job's that was submitted from a handler of
+// its own pool.
+func (r *Result[T]) nested() bool {
+	n, ok := r.f().Ctl().(interface{ Nested() bool })
+	return ok && n.Nested()
+}
+
+// onDone arranges for f to run once r has completed: in the goroutine that
+// completes r, or at once if r has completed. A Result holds one pending
+// f: onDone reports false, doing nothing, while another is pending.
+func (r *Result[T]) onDone(f func()) bool { return r.f().OnDone(f) }
 
 // AwaitAll awaits every Result in order and returns their outputs. It stops
 // at the first error, returning it with the index of the job, and leaves the
@@ -242,32 +171,6 @@ func AwaitAll[T any](ctx context.Context, rs ...*Result[T]) ([]T, error) {
 	return out, nil
 }
 
-// onDone: added for stage.go.
-
-// onDone arranges for f to run once r has completed: in the goroutine that
-// completes r, after Await and Done see the outcome, or at once in the
-// caller if r has completed already. A Result holds one pending f: onDone
-// reports false, doing nothing, while another is pending. It relies on the
-// state reading done before complete runs, as every completion path does.
-func (r *Result[T]) onDone(f func()) bool {
-	r.mu.Lock()
-	if r.hook != nil {
-		r.mu.Unlock()
-		return false
-	}
-	r.hook = f
-	r.flags.Or(flagWantCh)
-	if !r.isDone() {
-		r.mu.Unlock()
-		return true // complete sees flagWantCh and runs f
-	}
-	r.hook = nil
-	r.mu.Unlock()
-	r.wait.Wait() // the outcome is written
-	f()
-	return true
-}
-
 // NewPromise returns a Result that its maker completes, and the function
 // that completes it: for a Stage outside this package (a remote queue, a
 // service) that Map, Then and AwaitAll can mix with Pools.
@@ -282,31 +185,22 @@ func (r *Result[T]) onDone(f func()) bool {
 // Cost: two allocations (the Result and its settle function).
 func NewPromise[T any](onCancel func()) (r *Result[T], settle func(v T, err error) bool) {
 	p := &promise[T]{onCancel: onCancel}
-	p.ctl = p
-	p.wait.Add(1)
-	return &p.Result, p.settle
+	p.Init(p)
+	return resultOf(&p.Future), p.Complete
 }
 
 // promise is a Result completed by its maker rather than by a job.
 type promise[T any] struct {
-	Result[T]
+	engine.Future[T]
 	onCancel func()
 }
 
-// settle completes the promise, unless it has completed.
-func (p *promise[T]) settle(v T, err error) bool {
-	if !p.state.CompareAndSwap(mkState(0, phaseQueued), mkState(0, phaseDone)) {
-		return false
-	}
-	p.complete(v, err)
-	return true
-}
-
-func (p *promise[T]) cancel() {
+func (p *promise[T]) Cancel() {
 	var zero T
-	if p.settle(zero, context.Canceled) && p.onCancel != nil {
+	if p.Complete(zero, context.Canceled) && p.onCancel != nil {
 		p.onCancel()
 	}
 }
 
-func (p *promise[T]) help() {}
+func (p *promise[T]) Help()         {}
+func (p *promise[T]) Attempts() int { return 0 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 // flaky returns a handler that fails its first `failures` calls with
@@ -1248,7 +1250,7 @@ func TestCloseReturnsAfterRetryIfPanicsInAnAttemptRunByAwait(t *testing.T) {
 		default:
 			t.Error("Close hangs: a worker waits forever in awaitEnder on the stale entry of a job that is phaseDone but never completed")
 			// Release the worker so that the bubble can end.
-			c.ctl.(*job[string, string]).complete("", errB)
+			c.f().Complete("", errB)
 			<-closed
 		}
 	})
@@ -1292,7 +1294,7 @@ func TestRetryIfPanicInAnAttemptRunByAwaitEndsTheJob(t *testing.T) {
 				t.Errorf("child: err = %v, want the RetryIf panic as a *PanicError", err)
 			}
 		default:
-			t.Errorf("child never completes: state phase %d", c.state.Load()&phaseMask)
+			t.Errorf("child never completes: phase %v", c.f().Ctl().(*engine.Job[string, string]).Phase())
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
 
 // Stage is one step of a pipeline: it takes an In and promises an Out.
@@ -71,8 +73,7 @@ type then[A, B, C any] struct {
 
 func (t *then[A, B, C]) Submit(ctx context.Context, in A, pol ...Policy) *Result[C] {
 	j := &thenJob[A, B, C]{next: t.next, ctx: ctx, pol: slices.Clone(pol)}
-	j.ctl = j
-	j.wait.Add(1)
+	j.Init(j)
 	r1 := t.first.Submit(ctx, in, pol...)
 	if r1 == nil {
 		panic("jobq: Then: first stage's Submit returned a nil Result")
@@ -80,21 +81,22 @@ func (t *then[A, B, C]) Submit(ctx context.Context, in A, pol ...Policy) *Result
 	j.r1 = r1
 	j.hook = j.advance
 	whenDone(r1, j.hook)
-	return &j.Result
+	return resultOf(&j.Future)
 }
 
 // thenJob is one item going through a Then stage: the chain's Result, and
 // the Results of the stages' jobs.
 type thenJob[A, B, C any] struct {
-	Result[C]
+	engine.Future[C]
 	next      Stage[B, C]
 	ctx       context.Context
 	pol       []Policy
 	r1        *Result[B]
 	r2        atomic.Pointer[Result[C]] // set once first's job has succeeded
 	cancelled atomic.Bool
-	helped    atomic.Bool // help has run: someone awaits the chain
-	hook      func()      // advance, made once: the completion hook of both stages
+	helped    atomic.Bool  // Help has run: someone awaits the chain
+	attempts  atomic.Int64 // both stages' attempts, once settled
+	hook      func()       // advance, made once: the completion hook of both stages
 }
 
 // advance runs when the job of the live stage has completed.
@@ -117,7 +119,7 @@ func (j *thenJob[A, B, C]) firstDone() {
 	if j.cancelled.Load() {
 		return // Cancel has completed the chain's Result
 	}
-	if rc, _ := j.ctx.Value(ownerKey{}).(*runCtx); rc != nil && rc.owner == any(j.next) {
+	if isOwnHandler(j.ctx, j.next) {
 		// A fork–join child of next: with next's queue full, Submit
 		// runs it inline, and here that is first's worker, where
 		// next's handler waiting on a job of first would wait on
@@ -146,11 +148,11 @@ func (j *thenJob[A, B, C]) submitNext(b B) {
 	// r2 existed: run r2 here if it is a fork–join child left queued.
 	// Only a job submitted from a handler of next's pool (nested) can be
 	// such a child: other chains start no goroutine here.
-	if j.helped.Load() && r2.nested() && r2.ctl != nil && !r2.isDone() {
+	if j.helped.Load() && r2.nested() && !r2.isDone() {
 		// In a goroutine of its own, in the awaiting handler's stead:
 		// on this one, first's worker, next's handler could wait on a
 		// job of first queued behind itself.
-		go r2.ctl.help()
+		go r2.help()
 	}
 }
 
@@ -166,21 +168,23 @@ func (j *thenJob[A, B, C]) settle(v C, err error) {
 	if r2 := j.r2.Load(); r2 != nil {
 		attempts += r2.Attempts()
 	}
-	attempts = min(attempts, maxAttempts) // what Result.state can count
-	for {
-		s := j.state.Load()
-		if s&phaseMask == phaseDone {
-			return
-		}
-		if j.state.CompareAndSwap(s, mkState(attempts, phaseDone)) {
-			break
-		}
+	if !j.IsDone() {
+		j.attempts.CompareAndSwap(0, int64(attempts)) // before Complete, for Await's caller
 	}
-	j.complete(v, err)
+	j.Complete(v, err)
 }
 
-// cancel implements Result.Cancel for the chain.
-func (j *thenJob[A, B, C]) cancel() {
+// Attempts reports the attempts of both stages, once the chain has
+// completed, and of first's so far before.
+func (j *thenJob[A, B, C]) Attempts() int {
+	if n := j.attempts.Load(); n > 0 {
+		return int(n)
+	}
+	return j.r1.Attempts()
+}
+
+// Cancel implements Result.Cancel for the chain.
+func (j *thenJob[A, B, C]) Cancel() {
 	j.cancelled.Store(true)
 	var zero C
 	j.settle(zero, context.Canceled)
@@ -192,13 +196,13 @@ func (j *thenJob[A, B, C]) cancel() {
 
 // help lets an awaiting handler run the live stage's job itself, as Await
 // does for a job of the handler's own pool.
-func (j *thenJob[A, B, C]) help() {
+func (j *thenJob[A, B, C]) Help() {
 	j.helped.Store(true) // submitNext helps with r2 if it is not there yet
-	if j.r2.Load() == nil && j.r1.ctl != nil && !j.r1.isDone() {
-		j.r1.ctl.help() // may run first's job, and so submit to next
+	if j.r2.Load() == nil {
+		j.r1.help() // may run first's job, and so submit to next
 	}
-	if r2 := j.r2.Load(); r2 != nil && r2.ctl != nil && !r2.isDone() {
-		r2.ctl.help()
+	if r2 := j.r2.Load(); r2 != nil {
+		r2.help()
 	}
 }
 
@@ -337,12 +341,9 @@ type mapper[In, Out any] struct {
 	yield   func(Out, error) bool
 	ordered bool
 
-	// A Pool stage takes items without a Result each: pool is s then,
-	// items go in with ictx, and cancel cancels them all.
-	pool   *Pool[In, Out]
-	ictx   context.Context
-	cancel context.CancelFunc
-	rt     route[Out] // the items' route: pool's default policy, and m
+	// A Pool stage takes items without a Result each, through stream,
+	// whose Close cancels them all.
+	stream *engine.Stream[In, Out]
 
 	slots    []mapSlot[Out]
 	free     []int32 // unordered: ids of free slots
@@ -387,14 +388,12 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	if !c.ordered {
 		m.free = make([]int32, c.window)
 	}
-	rc := keepHandlerCtx(ctx) // the items hold ctx, whichever way they go
-	if p, ok := s.(*Pool[In, Out]); ok && (rc == nil || rc.owner != any(p)) {
+	owner := engine.Owner(ctx)
+	if p, ok := s.(*Pool[In, Out]); ok && owner != any(p.e) {
 		// Not from a handler of p itself, where waiting for room could
 		// deadlock: that case keeps Submit's fork–join handling.
-		m.pool = p
-		m.ictx, m.cancel = context.WithCancel(ctx)
-		m.rt = route[Out]{pol: &p.def, sink: m}
-	} else if rc != nil {
+		m.stream = p.e.NewStream(ctx, m, nil)
+	} else if owner != nil {
 		// Fork–join: an item may wait in the queue of the pool whose
 		// worker runs this Map; Await would run it here, so Map does.
 		m.help = true
@@ -409,8 +408,8 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	return m
 }
 
-// done receives the outcome of the item in slot id from a Pool.
-func (m *mapper[In, Out]) done(id int32, out Out, err error) {
+// Done receives the outcome of the item in slot id from a Pool.
+func (m *mapper[In, Out]) Done(id int32, out Out, err error) {
 	sl := &m.slots[id]
 	sl.out, sl.err = out, err
 	m.notify(id)
@@ -493,10 +492,10 @@ func (m *mapper[In, Out]) push(v In) bool {
 	sl.index = m.next
 	m.next++
 	m.inFlight++
-	if m.pool != nil {
+	if m.stream != nil {
 		m.waiting++
-		if err := m.pool.submitItem(m.ictx, v, &m.rt, id); err != nil {
-			m.done(id, sl.out, err)
+		if err := m.stream.Submit(v, id); err != nil {
+			m.Done(id, sl.out, err)
 		}
 	} else {
 		r := m.s.Submit(m.ctx, v)
@@ -562,8 +561,8 @@ func (m *mapper[In, Out]) helpSlots() bool {
 	ran := false
 	for i := range m.slots {
 		r := m.slots[(m.head+i)%len(m.slots)].r
-		if r != nil && r.ctl != nil && !r.isDone() {
-			r.ctl.help()
+		if r != nil && !r.isDone() {
+			r.help()
 			ran = ran || r.isDone()
 		}
 	}
@@ -643,10 +642,10 @@ func (m *mapper[In, Out]) ctxEnded() bool {
 // hook of this iteration is pending once Map returns.
 func (m *mapper[In, Out]) stop() {
 	m.over = true
-	if m.pool != nil {
+	if m.stream != nil {
 		// Queued items end as their ctx is found cancelled, running ones
 		// see it cancelled; their outcomes land in slots nobody reads.
-		m.cancel()
+		m.stream.Close()
 		return
 	}
 	for i := range m.slots {
@@ -860,4 +859,11 @@ func Flatten[T any](in iter.Seq[[]T]) iter.Seq[T] {
 			}
 		}
 	}
+}
+
+// isOwnHandler reports whether ctx is, or derives from, the handler ctx of
+// stage, when stage is a Pool.
+func isOwnHandler(ctx context.Context, stage any) bool {
+	p, ok := stage.(interface{ engineOf() any })
+	return ok && engine.Owner(ctx) == p.engineOf()
 }

@@ -376,7 +376,7 @@ func (s *stressRun) submitter(seed uint64, stop <-chan struct{}, longBlocks bool
 				s.track(tracked{r: r, id: id, maxAttempts: maxAtt, accepted: true})
 			}
 		case 2:
-			err = s.p.Go(ctx, in, pol...)
+			err = s.p.TryGo(ctx, in, pol...)
 			if err != nil {
 				s.refused.Add(1)
 				s.maxAtt[id].Store(0)
@@ -1009,7 +1009,7 @@ func runFuzzPool(t *testing.T, data []byte) {
 					t.Fatalf("TrySubmit returned a nil Result (err %v)", err)
 				}
 			case fopGo:
-				if err := r.p.Go(ctx, in, pol...); err != nil {
+				if err := r.p.TryGo(ctx, in, pol...); err != nil {
 					r.refuse(in.id)
 				}
 			}

@@ -343,8 +343,8 @@ func TestTrySubmitAndGoNeverWait(t *testing.T) {
 		if _, err := r.Await(context.Background()); !errors.Is(err, ErrQueueFull) {
 			t.Errorf("its Result: %v, want ErrQueueFull", err)
 		}
-		if err := g.Go(context.Background(), 6); !errors.Is(err, ErrQueueFull) {
-			t.Errorf("Go on a full queue: %v, want ErrQueueFull", err)
+		if err := g.TryGo(context.Background(), 6); !errors.Is(err, ErrQueueFull) {
+			t.Errorf("TryGo on a full queue: %v, want ErrQueueFull", err)
 		}
 
 		close(g.gate)

@@ -1,18 +1,4 @@
-package jobq
-
-// Buffer is the FIFO that holds queued jobs between submission and a worker.
-// A pool holds its Buffer under its own lock, so an implementation need not be
-// safe for concurrent use. The pool never pushes more than Cap items.
-type Buffer[T any] interface {
-	// Push appends v and reports whether there was room for it.
-	Push(v T) bool
-	// Pop removes and returns the oldest item; ok is false when empty.
-	Pop() (v T, ok bool)
-	// Len is the number of items held.
-	Len() int
-	// Cap is the bound: Push fails once Len() == Cap().
-	Cap() int
-}
+package engine
 
 // minRingSlots is the smallest backing array a Ring allocates.
 const minRingSlots = 16
@@ -71,8 +57,8 @@ func (r *Ring[T]) Push(v T) bool {
 	return true
 }
 
-// peek returns the oldest item without removing it.
-func (r *Ring[T]) peek() (v T, ok bool) {
+// Peek returns the oldest item without removing it.
+func (r *Ring[T]) Peek() (v T, ok bool) {
 	if r.n == 0 {
 		return v, false
 	}

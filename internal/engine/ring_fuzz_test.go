@@ -1,4 +1,4 @@
-package jobq
+package engine
 
 import (
 	"fmt"

@@ -1,0 +1,235 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// jobWithPolicy is the record of a job with a policy of its own: one
+// allocation for both.
+type jobWithPolicy[In, Out any] struct {
+	Job[In, Out]
+	own Policy
+}
+
+// newJob makes the record of a job of p, not yet queued, with policy pol
+// (nil: the pool's).
+func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In, Out] {
+	var j *Job[In, Out]
+	if pol == nil || pol == &p.cfg.Policy {
+		j = &Job[In, Out]{pol: &p.cfg.Policy}
+	} else {
+		c := &jobWithPolicy[In, Out]{own: *pol}
+		j = &c.Job
+		j.pol = &c.own
+	}
+	j.in = in
+	j.act.init(ctx, p, 1)
+	j.Init(j)
+	return j
+}
+
+// Own marks a policy of a submission's own, as opposed to the pool's.
+type Own struct {
+	Policy
+	Set bool
+}
+
+// ptr returns the policy, nil for the pool's.
+func (o *Own) ptr() *Policy {
+	if !o.Set {
+		return nil
+	}
+	return &o.Policy
+}
+
+// Nested reports whether j was submitted from a handler of its own pool.
+func (j *Job[In, Out]) Nested() bool { return j.flags.Load()&flagNested != 0 }
+
+// Submit queues a job of in under pol (nil: the pool's policy) and
+// returns its record, completed with the error when it is refused. With
+// wait it waits for room, in arrival order, until ctx ends. Submitted from
+// a handler of p (ctx is, or derives from, its handler ctx) it never
+// waits: with the queue full, the job runs at once in the caller if
+// inPlace, and is refused with ErrQueueFull otherwise.
+func (p *Pool[In, Out]) Submit(ctx context.Context, in In, pol Own, wait, inPlace bool) (*Job[In, Out], error) {
+	j := p.newJob(ctx, in, pol.ptr())
+	nested := Owner(ctx) == any(p)
+	if nested {
+		j.flags.Or(flagNested)
+		wait = false
+	}
+	err := p.enqueue(ctx, task[In, Out]{j: j}, wait)
+	if err == ErrQueueFull && nested && inPlace {
+		err = p.runNow(j)
+	}
+	if err != nil {
+		p.rejected.Add(1)
+		j.move(0, Queued, 0, Done)
+		var zero Out
+		j.Complete(zero, err)
+	}
+	return j, err
+}
+
+// runNow accepts j and runs it in the calling goroutine, off the workers:
+// a fork–join child with the queue full.
+func (p *Pool[In, Out]) runNow(j *Job[In, Out]) error {
+	p.mu.Lock()
+	if p.phase != open {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	t := task[In, Out]{j: j}
+	p.accept(&t)
+	p.claim(j, 0)
+	w := p.inPlace(j)
+	p.mu.Unlock()
+	p.runInPlace(w, j, 1)
+	return nil
+}
+
+// Go queues a job of in without a Future for its caller. A job submitted
+// with context.Background() (or TODO) and the pool's policy, without a
+// deadline, is held by value and allocates nothing; any other has a record.
+func (p *Pool[In, Out]) Go(ctx context.Context, in In, pol Own, wait bool) error {
+	if !pol.Set && (ctx == context.Background() || ctx == context.TODO()) && !p.cfg.Policy.hasDeadline() {
+		err := p.enqueue(ctx, task[In, Out]{sc: &p.sc, in: in, rt: &p.def}, wait)
+		if err != nil {
+			p.rejected.Add(1)
+		}
+		return err
+	}
+	_, err := p.Submit(ctx, in, pol, wait, true)
+	return err
+}
+
+// Stream is a Map's way into a pool: its items share one handler ctx,
+// done once the stream closes or Shutdown gives up, and their outcomes go
+// to its sink. Items are held by value unless the policy has a deadline,
+// which only a record can enforce.
+type Stream[In, Out any] struct {
+	p      *Pool[In, Out]
+	sc     sharedCtx
+	cancel context.CancelFunc
+	stop   func() bool
+	rt     route[Out]
+}
+
+// NewStream opens a stream of items submitted with ctx under pol (nil: the
+// pool's policy) whose outcomes go to sink.
+func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Policy) *Stream[In, Out] {
+	if pol == nil {
+		pol = &p.cfg.Policy
+	}
+	s := &Stream[In, Out]{p: p, rt: route[Out]{pol: pol, sink: sink}}
+	ictx, cancel := context.WithCancel(ctx)
+	s.sc = sharedCtx{Context: ictx, pool: p}
+	s.cancel = cancel
+	s.stop = context.AfterFunc(p.sc.Context, cancel)
+	return s
+}
+
+// Submit queues item in for the slot of the sink, waiting for room.
+func (s *Stream[In, Out]) Submit(in In, slot int32) error {
+	p := s.p
+	t := task[In, Out]{sc: &s.sc, in: in, rt: &s.rt, slot: slot}
+	if s.rt.pol.hasDeadline() {
+		j := p.newJob(&s.sc, in, s.rt.pol)
+		sink := s.rt.sink
+		j.OnDone(func() { sink.Done(slot, j.val, j.err) })
+		t = task[In, Out]{j: j}
+	}
+	err := p.enqueue(&s.sc, t, true)
+	if err != nil {
+		p.rejected.Add(1)
+	}
+	return err
+}
+
+// Close cancels the items in flight: queued ones end without running,
+// running ones see their ctx cancelled. Their outcomes still go to the
+// sink.
+func (s *Stream[In, Out]) Close() {
+	s.stop()
+	s.cancel()
+}
+
+// Retry runs fn under pol in the calling goroutine: the attempts, their
+// deadlines, the backoffs between them and the errors are those of a
+// pool's job. A panic in fn ends it with the Panicked error.
+func Retry[T any](ctx context.Context, pol *Policy, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	var start time.Time
+	if pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
+		start = time.Now()
+	}
+	var prev time.Duration
+	var errs []error
+	var wait *time.Timer
+	for k := 1; ; k++ {
+		if err := ctx.Err(); err != nil {
+			if k == 1 {
+				return zero, err
+			}
+			return zero, pol.Final(ctx, k-1, err, errs[:len(errs)-1])
+		}
+		v, err := retryAttempt(ctx, pol, start, fn)
+		if err == nil {
+			return v, nil
+		}
+		var elapsed time.Duration
+		if pol.MaxElapsed > 0 {
+			elapsed = time.Since(start)
+		}
+		d := decide(pol, ctx, k, err, prev, elapsed, errs)
+		if !d.retry {
+			return zero, d.final
+		}
+		errs = append(errs, err)
+		prev = d.delay
+		if wait == nil {
+			wait = time.NewTimer(d.delay)
+			defer wait.Stop()
+		} else {
+			wait.Reset(d.delay)
+		}
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
+}
+
+// retryAttempt runs one attempt of Retry's fn, with its deadline.
+func retryAttempt[T any](ctx context.Context, pol *Policy, start time.Time, fn func(context.Context) (T, error)) (v T, err error) {
+	if pol.hasDeadline() {
+		now := time.Now()
+		var dl time.Time
+		if pol.Timeout > 0 {
+			dl = now.Add(pol.Timeout)
+		}
+		if pol.MaxElapsed > 0 {
+			if e := start.Add(pol.MaxElapsed); dl.IsZero() || e.Before(dl) {
+				dl = e
+			}
+		}
+		actx, cancel := context.WithDeadline(ctx, dl)
+		defer cancel()
+		defer func() {
+			if err == nil && actx.Err() == context.DeadlineExceeded {
+				var zero T
+				v, err = zero, context.DeadlineExceeded // past its deadline, whatever it returned
+			}
+		}()
+		ctx = actx
+	}
+	defer func() {
+		if x := recover(); x != nil {
+			var zero T
+			v, err = zero, Kinds.Panicked(x, false, stack())
+		}
+	}()
+	return fn(ctx)
+}

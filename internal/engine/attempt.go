@@ -1,0 +1,543 @@
+package engine
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// The attempt protocol. Every attempt of every job runs through attempt,
+// whoever runs it: a worker, a handler that awaits a fork–join child, the
+// caller of a Submit that runs its child in place, or a backoff timer
+// running the retry of an awaited job. A job ends in one of three
+// places: ended (with a record), endValue (held by value), or cancelJob
+// (Cancel, its ctx's end, Shutdown's give-up); each counts it, reports it
+// to the observer, completes it, and settles it (see settleBy).
+
+// attempt runs t's next attempt on runner w; t is claimed (a record's
+// state is Running).
+func (p *Pool[In, Out]) attempt(w *worker[In, Out], t task[In, Out]) {
+	if t.j != nil {
+		p.attemptJob(w, t.j, int(t.k)+1)
+	} else {
+		p.attemptValue(w, t)
+	}
+}
+
+// call runs the handler, turning a panic into the Panicked error. A
+// runtime.Goexit unwinds through it: its callers' deferred calls end the
+// attempt.
+func (p *Pool[In, Out]) call(ctx context.Context, in In) (out Out, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = Kinds.Panicked(v, false, debug.Stack())
+		}
+	}()
+	return p.h(ctx, in)
+}
+
+func stack() []byte { return debug.Stack() }
+
+// goexitErr is the error of an attempt whose handler called Goexit.
+func goexitErr() error { return Kinds.Panicked(nil, true, stack()) }
+
+// actx returns the ctx of attempt k of j.
+func (j *Job[In, Out]) actx(k int) *attemptCtx[In, Out] {
+	if k <= 1 {
+		return &j.act
+	}
+	return j.side.cur
+}
+
+// attemptJob runs attempt k of j, claimed, on w.
+func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
+	var zero Out
+	if err := j.ctx().Err(); err != nil {
+		// Its ctx ended as it was claimed, before the watch ended it:
+		// cancelled, whatever the ctx's error.
+		if j.succeedOrEnd(k) {
+			p.ended(w, j, zero, err, Canceled)
+		}
+		return
+	}
+	ac := j.actx(k)
+	pol := j.pol
+	var dl time.Time
+	if pol.hasDeadline() {
+		now := time.Now()
+		if pol.Timeout > 0 {
+			dl = now.Add(pol.Timeout)
+		}
+		if pol.MaxElapsed > 0 {
+			sd := j.sideOf()
+			if sd.start.IsZero() {
+				sd.start = now
+			}
+			if e := sd.start.Add(pol.MaxElapsed); dl.IsZero() || e.Before(dl) {
+				dl = e
+			}
+		}
+		if !now.Before(dl) {
+			// MaxElapsed passed while the retry waited for a worker:
+			// the attempt ends at its deadline without running.
+			if j.fail(k) {
+				p.failJob(w, j, k, context.DeadlineExceeded)
+			}
+			return
+		}
+		ac.deadline = dl.UnixNano()
+	}
+	if j.state.Load() != mkState(k, Running) {
+		return // Cancel or Shutdown's give-up ended it since the claim
+	}
+	if !dl.IsZero() {
+		w.arm(j, k, ac, dl)
+	}
+	var t0 int64
+	if p.cfg.OnEnd != nil {
+		t0 = p.now()
+	}
+	exited := true
+	defer func() {
+		if exited {
+			p.afterJob(w, j, k, ac, dl, t0, zero, goexitErr())
+		}
+	}()
+	out, err := p.call(ac, j.in)
+	exited = false
+	p.afterJob(w, j, k, ac, dl, t0, out, err)
+}
+
+// afterJob ends attempt k of j, whose handler returned (out, err), unless
+// a timeout, Cancel or Shutdown's give-up ended it first.
+func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac *attemptCtx[In, Out], dl time.Time, t0 int64, out Out, err error) {
+	if !dl.IsZero() {
+		w.disarm()
+		if err == nil && !time.Now().Before(dl) {
+			err = context.DeadlineExceeded // past its deadline, whatever it returned
+		}
+	}
+	if t0 != 0 {
+		j.ran += p.now() - t0
+	}
+	if ac.own() == ownTimeout {
+		err = context.DeadlineExceeded // the timer cancelled it, and has not ended it yet
+	}
+	ac.end()
+	if err == nil {
+		if j.succeed(k) {
+			p.ended(w, j, out, nil, Succeeded)
+		}
+		return
+	}
+	if j.fail(k) {
+		p.failJob(w, j, k, err)
+	}
+}
+
+// succeedOrEnd ends j, claimed for attempt k, before it runs.
+func (j *Job[In, Out]) succeedOrEnd(k int) bool { return j.move(k, Running, k, Done) }
+
+// failJob decides what follows attempt k of j, which failed with err; j
+// is Finishing.
+func (p *Pool[In, Out]) failJob(w *worker[In, Out], j *Job[In, Out], k int, err error) {
+	var prev, elapsed time.Duration
+	var errs []error
+	if sd := j.side; sd != nil {
+		prev, errs = sd.prev, sd.errs
+		if j.pol.MaxElapsed > 0 {
+			elapsed = time.Since(sd.start)
+		}
+	}
+	d := decide(j.pol, j.ctx(), k, err, prev, elapsed, errs)
+	if d.retry {
+		p.backoff(w, j, k, err, d.delay)
+		return
+	}
+	if j.giveUp(k) {
+		p.ended(w, j, *new(Out), d.final, outcomeOf(d.final))
+	}
+}
+
+func outcomeOf(err error) Outcome {
+	if IsCancellation(err) {
+		return Canceled
+	}
+	return Failed
+}
+
+// backoff holds j, finishing attempt k which failed with err, for delay
+// before it is queued again. A timer waits, not a worker.
+func (p *Pool[In, Out]) backoff(w *worker[In, Out], j *Job[In, Out], k int, err error, delay time.Duration) {
+	sd := j.sideOf()
+	sd.errs = append(sd.errs, err)
+	sd.prev = delay
+	p.retried.Add(1)
+	p.mu.Lock()
+	if p.phase == abandoned || p.phase == drained {
+		p.mu.Unlock()
+		if j.giveUp(k) {
+			p.ended(w, j, *new(Out), ErrClosed, Canceled)
+		}
+		return
+	}
+	j.retry(k)
+	p.queued++
+	if p.backoffs == nil {
+		p.backoffs = make(map[*Job[In, Out]]struct{})
+	}
+	p.backoffs[j] = struct{}{}
+	sd.timer = time.AfterFunc(delay, func() { p.backoffEnded(j, k) })
+	if j.ctx().Done() != nil {
+		j.watch() // a job whose ctx ends in backoff ends then
+	}
+	p.mu.Unlock()
+}
+
+// backoffEnded queues j, in backoff after k attempts, for its next
+// attempt, ahead of new submissions and whatever the queue's bound. The
+// retry of a job that a goroutine awaits runs here, in its stead.
+func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
+	p.mu.Lock()
+	if _, ok := p.backoffs[j]; !ok {
+		p.mu.Unlock()
+		return // ended meanwhile
+	}
+	delete(p.backoffs, j)
+	sd := j.side
+	ac := new(attemptCtx[In, Out])
+	ac.init(j.ctx(), p, k+1)
+	sd.cur = ac
+	if !j.requeue(k) {
+		p.mu.Unlock()
+		return
+	}
+	t := task[In, Out]{j: j, k: int32(k)}
+	switch {
+	case j.flags.Load()&flagAwaited != 0 && p.claim(j, k):
+		w := p.inPlace(j)
+		p.mu.Unlock()
+		p.runInPlace(w, j, k+1)
+		return
+	case len(p.idle) > 0 && p.claim(j, k):
+		p.wakeIdle(&t)
+	default:
+		p.retries.Push(t)
+	}
+	p.mu.Unlock()
+}
+
+// watch ends j as soon as its ctx ends while it waits, queued or in
+// backoff. p.mu is held.
+func (j *Job[In, Out]) watch() {
+	sd := j.sideOf()
+	if sd.stopWatch == nil {
+		sd.stopWatch = context.AfterFunc(j.ctx(), j.ctxEnded)
+	}
+}
+
+// ctxEnded ends j, waiting, whose ctx has ended: cancelled, whatever the
+// ctx's error.
+func (j *Job[In, Out]) ctxEnded() {
+	j.pool().cancelJob(j, j.ctx().Err(), Queued, Backoff)
+}
+
+// Cancel ends j: see jobq.Result.Cancel.
+func (j *Job[In, Out]) Cancel() { j.pool().cancelJob(j, context.Canceled, Queued, Backoff, Running) }
+
+// cancelJob ends j with err, counted Canceled, if it is in one of phases:
+// for Cancel, its ctx's end, and Shutdown's give-up. A running attempt has
+// its ctx cancelled. It reports whether it ended j.
+func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) bool {
+	ph, k, ok := j.endIn(phases)
+	if !ok {
+		return false
+	}
+	if ph == Running {
+		own := uint32(ownCanceled)
+		if err == ErrClosed {
+			own = ownClosed
+		}
+		j.actx(k).cancel(context.Canceled, own)
+	} else {
+		p.mu.Lock()
+		p.queued--
+		if sd := j.side; sd != nil {
+			if ph == Backoff {
+				delete(p.backoffs, j)
+				sd.timer.Stop()
+			}
+			if sd.stopWatch != nil {
+				sd.stopWatch()
+				sd.stopWatch = nil
+			}
+		}
+		p.mu.Unlock()
+	}
+	p.ended(nil, j, *new(Out), err, Canceled)
+	return true
+}
+
+// Help runs j in the calling goroutine if it is a fork–join child (see
+// flagNested) still queued: its awaiting handler's worker does the work
+// rather than wait for another. Its retries then run where their backoff
+// ends.
+func (j *Job[In, Out]) Help() {
+	if j.flags.Load()&flagNested == 0 {
+		return
+	}
+	p := j.pool()
+	p.mu.Lock()
+	j.flags.Or(flagAwaited)
+	s := j.state.Load()
+	k := int(s >> phaseBits)
+	if Phase(s&phaseMask) != Queued || !p.claim(j, k) {
+		p.mu.Unlock()
+		return
+	}
+	w := p.inPlace(j)
+	p.mu.Unlock()
+	p.runInPlace(w, j, k+1)
+}
+
+// inPlace registers a runner off the workers for j, just claimed. p.mu is
+// held.
+func (p *Pool[In, Out]) inPlace(j *Job[In, Out]) *worker[In, Out] {
+	w := &worker[In, Out]{p: p, cur: j, busy: true}
+	if p.inline == nil {
+		p.inline = make(map[*worker[In, Out]]struct{})
+	}
+	p.inline[w] = struct{}{}
+	return w
+}
+
+// runInPlace runs attempt k of j on w, a runner off the workers, in the
+// calling goroutine.
+func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.inline, w)
+		p.succeeded.Add(w.succeeded.Load())
+		p.failed.Add(w.failed.Load())
+		p.canceled.Add(w.canceled.Load())
+		p.settle(w.unsettled)
+		p.mu.Unlock()
+		w.stopTimer()
+	}()
+	p.attemptJob(w, j, k)
+}
+
+// attemptValue runs t, a job held by value, on w.
+func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t task[In, Out]) {
+	var zero Out
+	if err := t.sc.Err(); err != nil {
+		// Its ctx ended while it waited: the pool's, at Shutdown's
+		// give-up, or its Map's.
+		if p.quitting.Load() {
+			err = ErrClosed
+		}
+		p.endValue(w, t, zero, err, Canceled, 0)
+		return
+	}
+	var t0 int64
+	if p.cfg.OnEnd != nil || t.rt.pol.MaxAttempts > 1 {
+		t0 = p.now()
+	}
+	exited := true
+	defer func() {
+		if exited {
+			p.afterValue(w, t, t0, zero, goexitErr())
+		}
+	}()
+	out, err := p.call(t.sc, t.in)
+	exited = false
+	p.afterValue(w, t, t0, out, err)
+}
+
+// afterValue ends t, whose handler returned (out, err): it succeeded,
+// failed for good, or gets a record for its retry.
+func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t task[In, Out], t0 int64, out Out, err error) {
+	var ran int64
+	if t0 != 0 {
+		ran = p.now() - t0
+	}
+	if err == nil {
+		p.endValue(w, t, out, nil, Succeeded, ran)
+		return
+	}
+	if p.quitting.Load() {
+		// Shutdown gave up on it while it ran: no retry, and the error
+		// a Result gets.
+		p.endValue(w, t, out, ErrClosed, Canceled, ran)
+		return
+	}
+	pol := t.rt.pol
+	d := decide(pol, t.sc, 1, err, 0, 0, nil)
+	if !d.retry {
+		p.endValue(w, t, *new(Out), d.final, outcomeOf(d.final), ran)
+		return
+	}
+	// Only now does the job need a record of its own.
+	j := p.newJob(t.sc, t.in, pol)
+	j.at, j.ran = t.at, ran
+	j.state.Store(mkState(1, Finishing))
+	j.sideOf().start = p.epoch.Add(time.Duration(t0))
+	if sink := t.rt.sink; sink != nil {
+		slot := t.slot
+		j.OnDone(func() { sink.Done(slot, j.val, j.err) })
+	}
+	p.backoff(w, j, 1, err, d.delay)
+}
+
+// ended counts j, which w (or, nil, someone off the workers) has just
+// moved to Done with (out, err), reports it to the observer, completes it
+// and settles it.
+func (p *Pool[In, Out]) ended(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
+	p.count(w, oc)
+	if f := p.cfg.OnEnd; f != nil {
+		p.observe(f, oc, err, j.Attempts(), j.at, j.ran)
+	}
+	j.Complete(out, err)
+	p.settleBy(w)
+}
+
+// endValue counts t, a job held by value that w ran or dropped, reports
+// it, hands its outcome to its sink, and settles it.
+func (p *Pool[In, Out]) endValue(w *worker[In, Out], t task[In, Out], out Out, err error, oc Outcome, ran int64) {
+	sink := t.rt.sink
+	if oc == Succeeded && sink == nil && w != nil {
+		w.fired++ // counted under p.mu with the settle: no atomic operation
+	} else {
+		p.count(w, oc)
+	}
+	if f := p.cfg.OnEnd; f != nil {
+		attempts := 1
+		if ran == 0 && oc != Succeeded {
+			attempts = 0
+		}
+		p.observe(f, oc, err, attempts, t.at, ran)
+	}
+	if sink != nil {
+		sink.Done(t.slot, out, err)
+	}
+	p.settleBy(w)
+}
+
+// count counts an end, on w's counters if a worker ended it.
+func (p *Pool[In, Out]) count(w *worker[In, Out], oc Outcome) {
+	if w != nil {
+		switch oc {
+		case Succeeded:
+			w.succeeded.Add(1)
+		case Failed:
+			w.failed.Add(1)
+		default:
+			w.canceled.Add(1)
+		}
+		return
+	}
+	switch oc {
+	case Succeeded:
+		p.succeeded.Add(1)
+	case Failed:
+		p.failed.Add(1)
+	default:
+		p.canceled.Add(1)
+	}
+}
+
+// observe reports an end to f.
+func (p *Pool[In, Out]) observe(f func(End), oc Outcome, err error, attempts int, at, ran int64) {
+	total := p.now() - at
+	f(End{Outcome: oc, Err: err, Attempts: attempts, Queued: time.Duration(max(total-ran, 0)), Running: time.Duration(ran)})
+}
+
+// settleBy settles an ended job: at w's next visit to p.mu, or now.
+func (p *Pool[In, Out]) settleBy(w *worker[In, Out]) {
+	if w != nil {
+		w.unsettled++
+		return
+	}
+	p.mu.Lock()
+	p.settle(1)
+	p.mu.Unlock()
+}
+
+// endIn ends j if it is in one of phases, waiting out a Finishing one,
+// and reports the phase it left and its attempts.
+func (j *Job[In, Out]) endIn(phases []Phase) (Phase, int, bool) {
+	for spins := 0; ; spins++ {
+		s := j.state.Load()
+		ph, k := Phase(s&phaseMask), int(s>>phaseBits)
+		if ph == Finishing {
+			yield(spins) // the policy decides, a moment
+			continue
+		}
+		in := false
+		for _, x := range phases {
+			in = in || x == ph
+		}
+		if !in {
+			return ph, k, false
+		}
+		if j.move(k, ph, k, Done) {
+			return ph, k, true
+		}
+	}
+}
+
+// timer is a runner's per-attempt timeout timer, reused across attempts.
+type timer[In, Out any] struct {
+	tmu      sync.Mutex
+	t        *time.Timer
+	j        *Job[In, Out]
+	k        int
+	ac       *attemptCtx[In, Out]
+	deadline time.Time
+}
+
+// arm starts the timer for attempt k of j, with ctx ac, ending at dl.
+func (w *worker[In, Out]) arm(j *Job[In, Out], k int, ac *attemptCtx[In, Out], dl time.Time) {
+	w.tmu.Lock()
+	w.timer.j, w.timer.k, w.timer.ac, w.timer.deadline = j, k, ac, dl
+	if w.timer.t == nil {
+		w.timer.t = time.AfterFunc(time.Until(dl), w.fire)
+	} else {
+		w.timer.t.Reset(time.Until(dl))
+	}
+	w.tmu.Unlock()
+}
+
+func (w *worker[In, Out]) disarm() {
+	w.tmu.Lock()
+	w.timer.j, w.timer.ac = nil, nil
+	w.timer.t.Stop()
+	w.tmu.Unlock()
+}
+
+func (w *worker[In, Out]) stopTimer() {
+	w.tmu.Lock()
+	if w.timer.t != nil {
+		w.timer.t.Stop()
+	}
+	w.tmu.Unlock()
+}
+
+// fire ends the armed attempt at its deadline: its ctx is cancelled, and
+// the attempt fails with context.DeadlineExceeded.
+func (w *worker[In, Out]) fire() {
+	w.tmu.Lock()
+	j, k, ac := w.timer.j, w.timer.k, w.timer.ac
+	if j == nil || time.Now().Before(w.timer.deadline) {
+		w.tmu.Unlock() // disarmed, or a late firing of an earlier arming
+		return
+	}
+	w.timer.j, w.timer.ac = nil, nil
+	p := j.pool()
+	w.tmu.Unlock()
+	ac.cancel(context.DeadlineExceeded, ownTimeout)
+	if j.fail(k) {
+		p.failJob(nil, j, k, context.DeadlineExceeded)
+	}
+}

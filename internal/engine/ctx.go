@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The contexts handlers receive. Each keeps context's contract: its values
+// never change, it is safe from any goroutine, it may be kept after the
+// handler returns.
+//
+//   - attemptCtx: the ctx of one attempt of a job with a record. Done once
+//     the attempt is over (its handler returned, or the pool ended it), and
+//     earlier on the submission ctx's end, its deadline, Cancel, or
+//     Shutdown's give-up. The first attempt's lives in the job record.
+//   - sharedCtx: the ctx of jobs held by value: the pool's own (bare Go
+//     jobs), done at Shutdown's give-up, or a Map's, done when the Map
+//     returns. Shared by many jobs, so it allocates nothing per job.
+//
+// Both answer Value(handlerKey{}) with themselves, so that a submission
+// made with a handler's ctx, or one derived from it, knows its pool
+// (fork–join) and Attempt knows the attempt.
+
+// handlerKey is the context key under which a handler's ctx gives itself.
+type handlerKey struct{}
+
+// handlerCtx is what a handler's ctx tells about itself.
+type handlerCtx interface {
+	owner() any
+	attemptNo() int
+}
+
+// Owner returns the pool (as any) whose handler ctx ctx is or derives
+// from, nil if none.
+func Owner(ctx context.Context) any {
+	if h, ok := ctx.Value(handlerKey{}).(handlerCtx); ok {
+		return h.owner()
+	}
+	return nil
+}
+
+// Attempt returns the number of the attempt whose handler ctx ctx is or
+// derives from, from 1; 0 for any other ctx.
+func Attempt(ctx context.Context) int {
+	if h, ok := ctx.Value(handlerKey{}).(handlerCtx); ok {
+		return h.attemptNo()
+	}
+	return 0
+}
+
+// sharedCtx is the handler ctx of jobs held by value.
+type sharedCtx struct {
+	context.Context
+	pool any
+}
+
+func (c *sharedCtx) owner() any     { return c.pool }
+func (c *sharedCtx) attemptNo() int { return 1 }
+
+func (c *sharedCtx) Value(key any) any {
+	if _, ok := key.(handlerKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// Error codes in attemptCtx.state: a ctx's Err is one of two errors, so two
+// bits say which, and two more say which of the pool's own cancellations
+// (the ones that decide the attempt's outcome) came first.
+const (
+	errNone     = 0
+	errCanceled = 1
+	errDeadline = 2
+
+	ownNone     = 0
+	ownTimeout  = 1 // the attempt's deadline passed
+	ownClosed   = 2 // Shutdown gave up on the job
+	ownCanceled = 3 // Cancel, or the attempt is over
+
+	ownShift = 2
+	errMask  = 3
+)
+
+func codeOf(err error) uint32 {
+	if err == context.DeadlineExceeded {
+		return errDeadline
+	}
+	return errCanceled
+}
+
+func errOf(code uint32) error {
+	switch code {
+	case errCanceled:
+		return context.Canceled
+	case errDeadline:
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// attemptCtx is the handler ctx of one attempt of a job with a record.
+//
+// Invariants: state's err code turns non-zero once and never changes
+// after; so does its own code. ext, made on the first Done or AfterFunc,
+// is never replaced; its fields are guarded by ext.mu.
+type attemptCtx[In, Out any] struct {
+	parent   context.Context // the submission's ctx
+	pool     *Pool[In, Out]
+	deadline int64 // the attempt's own, in Unix ns; 0 when none
+	attempt  int32
+	state    atomic.Uint32 // err code | own code<<ownShift
+	ext      atomic.Pointer[ctxExt]
+}
+
+// ctxExt is what an attemptCtx needs once it is watched from elsewhere.
+type ctxExt struct {
+	mu     sync.Mutex
+	done   chan struct{}
+	closed bool
+	stop   func() bool // unregisters the watch on parent
+	afters []*func()
+}
+
+func (c *attemptCtx[In, Out]) init(parent context.Context, pool *Pool[In, Out], attempt int) {
+	c.parent, c.pool, c.attempt = parent, pool, int32(attempt)
+}
+
+func (c *attemptCtx[In, Out]) owner() any     { return c.pool }
+func (c *attemptCtx[In, Out]) attemptNo() int { return int(c.attempt) }
+
+// cancel records err (context.Canceled or DeadlineExceeded) as the ctx's
+// error unless it has one, and own as the pool's cause unless it has one;
+// then, the first time, closes Done and runs the AfterFunc callbacks.
+func (c *attemptCtx[In, Out]) cancel(err error, own uint32) {
+	code := codeOf(err)
+	for {
+		s := c.state.Load()
+		n := s
+		if n&errMask == errNone {
+			n |= code
+		}
+		if own != ownNone && n>>ownShift == ownNone {
+			n |= own << ownShift
+		}
+		if n == s || c.state.CompareAndSwap(s, n) {
+			break
+		}
+	}
+	if x := c.ext.Load(); x != nil {
+		c.closeExt(x)
+	}
+}
+
+// closeExt closes x's channel and runs its callbacks, once the ctx is
+// cancelled.
+func (c *attemptCtx[In, Out]) closeExt(x *ctxExt) {
+	x.mu.Lock()
+	if x.closed || c.state.Load()&errMask == errNone {
+		x.mu.Unlock()
+		return
+	}
+	x.closed = true
+	if x.done != nil {
+		close(x.done)
+	}
+	stop, afters := x.stop, x.afters
+	x.stop, x.afters = nil, nil
+	x.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	for _, f := range afters {
+		go (*f)()
+	}
+}
+
+// end marks the attempt over: the ctx is done from now on.
+func (c *attemptCtx[In, Out]) end() { c.cancel(context.Canceled, ownNone) }
+
+// own returns the pool's cause of the attempt's cancellation.
+func (c *attemptCtx[In, Out]) own() uint32 { return c.state.Load() >> ownShift }
+
+// extend returns the ctx's ext, making it (and the watch on parent) on
+// first use.
+func (c *attemptCtx[In, Out]) extend() *ctxExt {
+	if x := c.ext.Load(); x != nil {
+		return x
+	}
+	x := &ctxExt{}
+	if !c.ext.CompareAndSwap(nil, x) {
+		return c.ext.Load()
+	}
+	if c.parent.Done() != nil {
+		parent := c.parent
+		stop := context.AfterFunc(parent, func() { c.cancel(parent.Err(), ownNone) })
+		x.mu.Lock()
+		if x.closed {
+			x.mu.Unlock()
+			stop()
+		} else {
+			x.stop = stop
+			x.mu.Unlock()
+		}
+	}
+	c.closeExt(x) // cancelled before x existed
+	return x
+}
+
+func (c *attemptCtx[In, Out]) Deadline() (time.Time, bool) {
+	d, ok := c.parent.Deadline()
+	if c.deadline != 0 && (!ok || c.deadline < d.UnixNano()) {
+		d, ok = time.Unix(0, c.deadline), true
+	}
+	return d, ok
+}
+
+func (c *attemptCtx[In, Out]) Done() <-chan struct{} {
+	x := c.extend()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done == nil {
+		x.done = make(chan struct{})
+		if x.closed {
+			close(x.done)
+		}
+	}
+	return x.done
+}
+
+// Err reports the ctx's first cancellation. It latches the parent's, so
+// that Err stays the same once non-nil and Done, if made, is closed before
+// Err reports it.
+func (c *attemptCtx[In, Out]) Err() error {
+	if code := c.state.Load() & errMask; code != errNone {
+		return errOf(code)
+	}
+	if perr := c.parent.Err(); perr != nil {
+		c.cancel(perr, ownNone)
+		return errOf(c.state.Load() & errMask)
+	}
+	return nil
+}
+
+func (c *attemptCtx[In, Out]) Value(key any) any {
+	if _, ok := key.(handlerKey); ok {
+		return c
+	}
+	return c.parent.Value(key)
+}
+
+// AfterFunc runs f in a goroutine of its own once the ctx is done, as
+// context.AfterFunc does; the context package uses it, so contexts derived
+// from a handler's ctx cost no goroutine.
+func (c *attemptCtx[In, Out]) AfterFunc(f func()) (stop func() bool) {
+	x := c.extend()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		go f()
+		return func() bool { return false }
+	}
+	fp := &f
+	x.afters = append(x.afters, fp)
+	return func() bool {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		for i, g := range x.afters {
+			if g == fp {
+				x.afters = append(x.afters[:i], x.afters[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -1,0 +1,623 @@
+// Package engine is jobq's worker core: the pool of workers, its queues,
+// the job lifecycle (lifecycle.go), the one attempt protocol (attempt.go)
+// and the handler contexts (ctx.go). The jobq package wraps it with the
+// public API, the documentation and the validation.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	// ErrClosed: the pool is shutting down or shut down.
+	ErrClosed = errors.New("jobq: pool closed")
+	// ErrQueueFull: the queue holds as many jobs as its bound allows.
+	ErrQueueFull = errors.New("jobq: queue full")
+)
+
+// Handler runs one attempt of a job.
+type Handler[In, Out any] func(ctx context.Context, in In) (Out, error)
+
+// Outcome is how a job ended.
+type Outcome uint8
+
+const (
+	Succeeded Outcome = iota + 1
+	Failed
+	Canceled
+)
+
+// End describes a job that ended, for the end observer.
+type End struct {
+	Outcome  Outcome
+	Err      error
+	Attempts int
+	Queued   time.Duration // waiting: in the queue and in backoff
+	Running  time.Duration // its attempts' handlers running
+}
+
+// Config configures a Pool.
+type Config struct {
+	QueueSize int
+	Policy    Policy // the pool's default, merged
+	// OnEnd, when set, observes every job's end.
+	OnEnd func(End)
+}
+
+// Sink receives the outcome of a job held by value that has one: a Map's
+// item.
+type Sink[Out any] interface {
+	Done(slot int32, out Out, err error)
+}
+
+// route is the policy of jobs held by value and, for a Map's, their sink.
+type route[Out any] struct {
+	pol  *Policy
+	sink Sink[Out]
+}
+
+// task is one queue entry: a job with a record (j), or one held by value,
+// whose handler ctx is shared (sc). Entries are copied in and out under
+// the pool's lock, so the task is kept small.
+type task[In, Out any] struct {
+	j    *Job[In, Out]
+	sc   *sharedCtx
+	in   In
+	rt   *route[Out]
+	k    int32 // j's attempts when queued: only that state claims it
+	slot int32 // a Map item's slot in its sink
+	at   int64 // submission time (observer only)
+}
+
+// Pool phases.
+const (
+	open      = iota
+	closing   // intake stopped: what was accepted runs
+	abandoned // Shutdown gave up: what was accepted ended with ErrClosed
+	drained   // every accepted job settled and no worker is left
+)
+
+// Pool is the worker core.
+//
+// Lock order: Pool.mu, then a worker's tmu; a job's ctx's lock (taken by
+// context.AfterFunc and its stop) after Pool.mu; an attemptCtx's ext.mu
+// after any of them. Nothing takes Pool.mu while holding another.
+//
+// Invariants, under mu: accepted counts the jobs ever queued, handed or
+// run in place; settled counts those whose end is complete (counted,
+// observed, Future completed); a pool that is not open has drained once
+// settled == accepted and live == 0. Every worker is either in idle,
+// parked on its wake channel, or busy with a job; an idle worker means
+// both queues hold no live entry. Waiters are served, in order, whenever
+// a slot frees, before any new submission.
+type Pool[In, Out any] struct {
+	mu       sync.Mutex
+	ring     Ring[task[In, Out]] // bounded: new submissions
+	retries  Ring[task[In, Out]] // unbounded: retries whose backoff ended
+	idle     []*worker[In, Out]
+	waiters  []*waiter[In, Out]
+	accepted uint64
+	settled  uint64
+	queued   int64 // jobs in Queued or Backoff
+	fired    uint64
+	phase    int
+	target   int
+	live     int
+	all      []*worker[In, Out]
+	backoffs map[*Job[In, Out]]struct{}
+	inline   map[*worker[In, Out]]struct{} // runners off the workers
+	quit     chan struct{}                 // closed when intake stops
+	done     chan struct{}                 // closed once drained
+
+	h        Handler[In, Out]
+	cfg      Config
+	def      route[Out] // the route of value jobs with the pool's policy
+	sc       sharedCtx  // the handler ctx of bare fire-and-forget jobs
+	cancelSC context.CancelFunc
+	quitting atomic.Bool // abandoned, for readers outside mu
+	epoch    time.Time
+
+	rejected, succeeded, failed, canceled, retried atomic.Uint64
+}
+
+// New returns a running pool of workers.
+func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out] {
+	p := &Pool[In, Out]{h: h, cfg: cfg}
+	p.ring = *NewRing[task[In, Out]](cfg.QueueSize)
+	p.def.pol = &p.cfg.Policy
+	ctx, cancel := context.WithCancel(context.Background())
+	p.sc = sharedCtx{Context: ctx, pool: p}
+	p.cancelSC = cancel
+	p.quit = make(chan struct{})
+	p.done = make(chan struct{})
+	p.epoch = time.Now()
+	p.Resize(workers)
+	return p
+}
+
+// Policy returns the pool's default policy.
+func (p *Pool[In, Out]) Policy() *Policy { return &p.cfg.Policy }
+
+// worker is one worker goroutine's state.
+type worker[In, Out any] struct {
+	p    *Pool[In, Out]
+	wake chan struct{} // buffered; a send wakes the worker from idle
+
+	// Under p.mu: the job handed to the worker as it is woken, and the
+	// job it holds.
+	hand   task[In, Out]
+	handed bool
+	cur    *Job[In, Out] // the record it runs, for Shutdown's give-up
+	busy   bool
+
+	// Only the worker's goroutine touches these between its visits to
+	// p.mu, which folds them in.
+	unsettled uint64 // jobs it ended, to settle
+	fired     uint64 // value jobs without a sink that succeeded
+	resume    bool   // its goroutine exits by Goexit: start another
+
+	succeeded, failed, canceled atomic.Uint64
+
+	timer[In, Out] // the per-attempt timeout timer, reused
+}
+
+// waiter is a submitter waiting for room.
+type waiter[In, Out any] struct {
+	t     task[In, Out]
+	ready chan error // buffered: nil once its task is queued, or why not
+}
+
+// Resize sets the number of workers. Growing starts workers at once, each
+// ready for a job as soon as it exists; shrinking retires idle workers at
+// once and busy ones as their jobs end.
+func (p *Pool[In, Out]) Resize(workers int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = workers
+	for p.live < p.target && p.phase != drained {
+		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
+		p.live++
+		p.all = append(p.all, w)
+		if t, ok := p.pop(); ok {
+			p.handTo(w, t)
+			w.wake <- struct{}{}
+		} else {
+			p.idle = append(p.idle, w)
+		}
+		go p.work(w, true)
+	}
+	for n := p.live - p.target; n > 0 && len(p.idle) > 0; n-- {
+		p.wakeIdle(nil)
+	}
+}
+
+// Workers reports the number of workers the pool is sized to.
+func (p *Pool[In, Out]) Workers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// Metrics is a snapshot of a pool's counters.
+type Metrics struct {
+	Submitted, Rejected                  uint64
+	Succeeded, Failed, Canceled, Retried uint64
+	Running, Queued                      int64
+	Workers                              int
+}
+
+// Metrics returns a snapshot of the counters.
+func (p *Pool[In, Out]) Metrics() Metrics {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := Metrics{
+		Submitted: p.accepted,
+		Rejected:  p.rejected.Load(),
+		Succeeded: p.succeeded.Load() + p.fired,
+		Failed:    p.failed.Load(),
+		Canceled:  p.canceled.Load(),
+		Retried:   p.retried.Load(),
+		Queued:    p.queued,
+		Workers:   p.live,
+	}
+	for _, w := range p.all {
+		if w.busy {
+			m.Running++
+		}
+		m.Succeeded += w.succeeded.Load()
+		m.Failed += w.failed.Load()
+		m.Canceled += w.canceled.Load()
+	}
+	for w := range p.inline {
+		if ph := w.cur.Phase(); ph == Running || ph == Finishing {
+			m.Running++ // until its attempt ends, not its runner
+		}
+		m.Succeeded += w.succeeded.Load()
+		m.Failed += w.failed.Load()
+		m.Canceled += w.canceled.Load()
+	}
+	return m
+}
+
+// Reject counts a submission refused before it reached the pool.
+func (p *Pool[In, Out]) Reject() { p.rejected.Add(1) }
+
+// enqueue queues t. With wait it waits for room, in arrival order, until
+// ctx ends; without, it fails at once with ErrQueueFull, also while others
+// wait. A job with a record whose ctx can end gets a watch that ends it
+// as soon as the ctx does, while it waits.
+func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
+	p.mu.Lock()
+	if p.phase != open {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if len(p.waiters) == 0 {
+		if n := len(p.idle); n > 0 {
+			// An idle worker means the queues are empty: hand the job
+			// straight to it.
+			w := p.idle[n-1]
+			p.idle = p.idle[:n-1]
+			p.accept(&t)
+			p.claimFor(w, t)
+			p.mu.Unlock()
+			w.wake <- struct{}{}
+			return nil
+		}
+		if p.ring.Push(t) {
+			p.accept(&t)
+			p.mu.Unlock()
+			return nil
+		}
+	}
+	if !wait {
+		p.mu.Unlock()
+		return ErrQueueFull
+	}
+	wt := &waiter[In, Out]{t: t, ready: make(chan error, 1)}
+	p.waiters = append(p.waiters, wt)
+	p.mu.Unlock()
+	select {
+	case err := <-wt.ready:
+		return err
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.waiters {
+		if x == wt {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return ctx.Err()
+		}
+	}
+	return <-wt.ready // served (or refused) as ctx ended
+}
+
+// accept counts t in, as it enters a queue or a worker. p.mu is held.
+func (p *Pool[In, Out]) accept(t *task[In, Out]) {
+	p.accepted++
+	p.queued++
+	if p.cfg.OnEnd != nil {
+		t.at = p.now()
+		if t.j != nil {
+			t.j.at = t.at
+		}
+	}
+	if j := t.j; j != nil && j.ctx().Done() != nil {
+		j.watch()
+	}
+}
+
+// serveWaiters moves waiting submitters' jobs into the ring while it has
+// room: a slot that frees goes to the longest waiter. p.mu is held.
+func (p *Pool[In, Out]) serveWaiters() {
+	for len(p.waiters) > 0 && p.ring.Push(p.waiters[0].t) {
+		wt := p.waiters[0]
+		p.waiters[0] = nil
+		p.waiters = p.waiters[1:]
+		p.accept(&wt.t)
+		wt.ready <- nil
+	}
+}
+
+// pop takes the next live entry: retries first. A record's entry is
+// claimed here, under mu; entries of jobs that ended or moved on are
+// dropped. p.mu is held.
+func (p *Pool[In, Out]) pop() (task[In, Out], bool) {
+	for {
+		t, ok := p.retries.Pop()
+		if !ok {
+			if t, ok = p.ring.Pop(); !ok {
+				return t, false
+			}
+			p.serveWaiters()
+		}
+		if t.j == nil || p.claim(t.j, int(t.k)) {
+			if t.j == nil {
+				p.queued--
+			}
+			return t, true
+		}
+	}
+}
+
+// claim starts the next attempt of j, queued after k attempts. p.mu is
+// held.
+func (p *Pool[In, Out]) claim(j *Job[In, Out], k int) bool {
+	if !j.claim(k) {
+		return false
+	}
+	p.queued--
+	if sd := j.side; sd != nil && sd.stopWatch != nil {
+		sd.stopWatch()
+		sd.stopWatch = nil
+	}
+	return true
+}
+
+// claimFor hands t, just accepted, to idle worker w. p.mu is held.
+func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t task[In, Out]) {
+	if t.j == nil {
+		p.queued--
+	} else if !p.claim(t.j, int(t.k)) {
+		return // ended as it was handed (its ctx had ended): w finds nothing
+	}
+	p.handTo(w, t)
+}
+
+// handTo gives claimed t to w, which is not idle, for its wake-up. p.mu
+// is held.
+func (p *Pool[In, Out]) handTo(w *worker[In, Out], t task[In, Out]) {
+	w.hand, w.handed, w.busy, w.cur = t, true, true, t.j
+}
+
+// wakeIdle wakes an idle worker, handing it t if not nil. p.mu is held.
+func (p *Pool[In, Out]) wakeIdle(t *task[In, Out]) {
+	n := len(p.idle)
+	w := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	if t != nil {
+		p.handTo(w, *t)
+	}
+	w.wake <- struct{}{} // never blocks: an idle worker's buffer is empty
+}
+
+// work is a worker goroutine's loop. parked: the worker starts idle, as a
+// new one does.
+func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
+	defer func() {
+		if w.resume {
+			// A handler called runtime.Goexit, which no one can stop:
+			// its job has ended; another goroutine takes the worker on.
+			w.resume = false
+			go p.work(w, false)
+		}
+	}()
+	if parked && !p.wait(w) {
+		return
+	}
+	for {
+		p.mu.Lock()
+		t, ok := p.next(w)
+		p.mu.Unlock()
+		if !ok {
+			if !p.wait(w) {
+				return
+			}
+			continue
+		}
+		w.resume = true
+		p.attempt(w, t)
+		w.resume = false
+	}
+}
+
+// wait parks idle w until it is woken; it runs what it was handed, and
+// reports whether the worker goes on.
+func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
+	<-w.wake
+	p.mu.Lock()
+	t, handed := w.hand, w.handed
+	w.hand, w.handed = task[In, Out]{}, false
+	gone := w.p == nil
+	p.mu.Unlock()
+	if gone {
+		return false
+	}
+	if handed {
+		w.resume = true
+		p.attempt(w, t)
+		w.resume = false
+	}
+	return true
+}
+
+// next settles what w ended and finds w its next job: retries first, then
+// the queue. With none, w parks (it is then in idle) or, if it is no
+// longer wanted, retires. p.mu is held.
+func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
+	w.busy, w.cur = false, nil
+	p.fired += w.fired
+	w.fired = 0
+	if w.unsettled > 0 {
+		p.settle(w.unsettled)
+		w.unsettled = 0
+	}
+	if p.live > p.target || p.phase == drained {
+		p.retire(w)
+		return task[In, Out]{}, false
+	}
+	if t, ok := p.pop(); ok {
+		w.busy, w.cur = true, t.j
+		return t, true
+	}
+	if p.phase != open && p.settled == p.accepted {
+		p.retire(w)
+		return task[In, Out]{}, false
+	}
+	p.idle = append(p.idle, w)
+	return task[In, Out]{}, false
+}
+
+// retire removes w from the pool, keeping its counts, and lets its
+// goroutine exit: w.p turns nil. p.mu is held.
+func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
+	for i, x := range p.all {
+		if x == w {
+			last := len(p.all) - 1
+			p.all[i], p.all[last] = p.all[last], nil
+			p.all = p.all[:last]
+			break
+		}
+	}
+	p.live--
+	p.succeeded.Add(w.succeeded.Load())
+	p.failed.Add(w.failed.Load())
+	p.canceled.Add(w.canceled.Load())
+	w.stopTimer()
+	w.p = nil
+	w.wake <- struct{}{} // for wait, which sees w.p nil: never blocks, w is not idle
+	p.checkDrained()
+}
+
+// settle records n ended jobs as complete. p.mu is held.
+func (p *Pool[In, Out]) settle(n uint64) {
+	p.settled += n
+	p.checkDrained()
+}
+
+// checkDrained lets idle workers go once a closing pool has settled every
+// job it accepted, and marks it drained once none is left. p.mu is held.
+func (p *Pool[In, Out]) checkDrained() {
+	if p.phase == open || p.phase == drained || p.settled != p.accepted {
+		return
+	}
+	for len(p.idle) > 0 {
+		p.wakeIdle(nil)
+	}
+	if p.live == 0 {
+		p.phase = drained
+		close(p.done)
+	}
+}
+
+// Shutdown stops intake, waits for every accepted job to end and every
+// worker to exit, and returns nil; if ctx ends first it gives up (see
+// abandon) and returns ctx.Err().
+func (p *Pool[In, Out]) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.phase == open {
+		p.phase = closing
+		close(p.quit)
+		for _, wt := range p.waiters {
+			wt.ready <- ErrClosed
+		}
+		p.waiters = nil
+		p.checkDrained()
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+	}
+	p.abandon()
+	return ctx.Err()
+}
+
+// abandon ends every job that has not ended with ErrClosed: queued ones
+// and those in backoff never run again, running ones have their ctx
+// cancelled.
+func (p *Pool[In, Out]) abandon() {
+	p.mu.Lock()
+	if p.phase == drained {
+		p.mu.Unlock()
+		return
+	}
+	p.phase = abandoned
+	p.quitting.Store(true)
+	var left []task[In, Out]
+	for {
+		t, ok := p.retries.Pop()
+		if !ok {
+			if t, ok = p.ring.Pop(); !ok {
+				break
+			}
+		}
+		left = append(left, t)
+	}
+	for j := range p.backoffs {
+		left = append(left, task[In, Out]{j: j})
+	}
+	for _, w := range p.all {
+		if w.cur != nil {
+			left = append(left, task[In, Out]{j: w.cur})
+		}
+	}
+	for w := range p.inline {
+		left = append(left, task[In, Out]{j: w.cur})
+	}
+	p.mu.Unlock()
+	for _, t := range left {
+		if t.j == nil {
+			p.queuedValueEnded()
+			p.endValue(nil, t, *new(Out), ErrClosed, Canceled, 0)
+		} else {
+			p.cancelJob(t.j, ErrClosed, Queued, Backoff, Running)
+		}
+	}
+	// After: a Map's items with records watch their ctx, which this
+	// cancels, and must end with ErrClosed as the others.
+	p.cancelSC() // the handler ctx of jobs held by value, and of Maps
+	p.mu.Lock()
+	p.checkDrained()
+	p.mu.Unlock()
+}
+
+// queuedValueEnded takes a value job, ended before it ran, off the
+// Queued gauge.
+func (p *Pool[In, Out]) queuedValueEnded() {
+	p.mu.Lock()
+	p.queued--
+	p.mu.Unlock()
+}
+
+// Closed returns a channel closed when intake stops.
+func (p *Pool[In, Out]) Closed() <-chan struct{} { return p.quit }
+
+// now is the time since the pool's epoch, in ns.
+func (p *Pool[In, Out]) now() int64 { return int64(time.Since(p.epoch)) }
+
+// yield backs off a spinning loop: a few Goscheds, then short sleeps.
+func yield(spins int) {
+	if spins < 16 {
+		runtime.Gosched()
+	} else {
+		time.Sleep(time.Microsecond)
+	}
+}
+
+// Dump describes the pool's state, for tests that fail.
+func (p *Pool[In, Out]) Dump() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	busy := 0
+	for _, w := range p.all {
+		if w.busy {
+			busy++
+		}
+	}
+	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d accepted %d settled %d queued %d",
+		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.settled, p.queued)
+}
