@@ -804,7 +804,6 @@ func ExampleItemError_Error() {
 	// Output: jobq: item 3: unexpected EOF
 }
 
-
 // The seed API: Queue.
 
 // resizeRequest is a QueuedMessage: EnQueue encodes it with Bytes.

@@ -1441,9 +1441,9 @@ func (r *rRun) runPaused(rng *rand.Rand) {
 	type sub struct {
 		id        int
 		res       *Result[rItem]
-		cancelled bool // by Result.Cancel
-		bg        bool // its ctx never ends
-		early     bool // submitted before the pause: it may run
+		cancelled bool  // by Result.Cancel
+		bg        bool  // its ctx never ends
+		early     bool  // submitted before the pause: it may run
 		ctxEnded  *bool // its ctx was cancelled before Shutdown
 	}
 	var subs []sub

@@ -112,11 +112,11 @@ type Job[In, Out any] struct {
 // needed. Only the holder of the job's state touches it, but for timer,
 // cur and stopWatch, which are guarded by the pool's lock.
 type side[In, Out any] struct {
-	start     time.Time     // the first attempt's start; zero until MaxElapsed needs it
-	prev      time.Duration // the last backoff delay
-	errs      []error       // earlier attempts' errors
-	timer     *time.Timer   // the backoff timer
-	stopWatch func() bool   // the watch on ctx while queued or in backoff
+	start     time.Time            // the first attempt's start; zero until MaxElapsed needs it
+	prev      time.Duration        // the last backoff delay
+	errs      []error              // earlier attempts' errors
+	timer     *time.Timer          // the backoff timer
+	stopWatch func() bool          // the watch on ctx while queued or in backoff
 	cur       *attemptCtx[In, Out] // the running attempt's ctx, from the second attempt on
 }
 
