@@ -90,19 +90,16 @@ func newPool[In, Out any](workers int, h engine.Handler[In, Out], c *config) *Po
 
 // policy resolves a submission's policies: nil when none was given, and the
 // pool default applies.
-func (p *Pool[In, Out]) policy(pol []Policy) (engine.Own, error) {
-	switch len(pol) {
-	case 0:
-		return engine.Own{}, nil
-	case 1:
-	default:
-		return engine.Own{}, fmt.Errorf("%w: %d policies given, want at most 1", ErrInvalidPolicy, len(pol))
+// policy resolves the one policy a submission gave.
+func (p *Pool[In, Out]) policy(pol []Policy) (engine.Policy, error) {
+	if len(pol) > 1 {
+		return engine.Policy{}, fmt.Errorf("%w: %d policies given, want at most 1", ErrInvalidPolicy, len(pol))
 	}
 	if err := pol[0].validate(); err != nil {
-		return engine.Own{}, err
+		return engine.Policy{}, err
 	}
 	m := pol[0].merge(p.def)
-	return engine.Own{Policy: m.resolved(), Set: true}, nil
+	return m.resolved(), nil
 }
 
 // Submit queues in for the handler and returns its Result. It waits for room
@@ -139,12 +136,16 @@ func (p *Pool[In, Out]) submit(ctx context.Context, in In, pol []Policy, wait bo
 		p.e.Reject()
 		return failed[Out](errNilContext), errNilContext
 	}
+	if len(pol) == 0 {
+		j, err := p.e.Submit(ctx, in, wait, wait)
+		return resultOf(&j.Future), err
+	}
 	ep, err := p.policy(pol)
 	if err != nil {
 		p.e.Reject()
 		return failed[Out](err), err
 	}
-	j, err := p.e.Submit(ctx, in, ep, wait, wait)
+	j, err := p.e.SubmitWith(ctx, in, ep, wait, wait)
 	return resultOf(&j.Future), err
 }
 
@@ -173,12 +174,15 @@ func (p *Pool[In, Out]) fire(ctx context.Context, in In, pol []Policy, wait bool
 		p.e.Reject()
 		return errNilContext
 	}
+	if len(pol) == 0 {
+		return p.e.Go(ctx, in, wait)
+	}
 	ep, err := p.policy(pol)
 	if err != nil {
 		p.e.Reject()
 		return err
 	}
-	return p.e.Go(ctx, in, ep, wait)
+	return p.e.GoWith(ctx, in, ep, wait)
 }
 
 // Attempt reports, inside a handler, the number of the attempt its ctx

@@ -29,19 +29,7 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 	return j
 }
 
-// Own marks a policy of a submission's own, as opposed to the pool's.
-type Own struct {
-	Policy
-	Set bool
-}
 
-// ptr returns the policy, nil for the pool's.
-func (o *Own) ptr() *Policy {
-	if !o.Set {
-		return nil
-	}
-	return &o.Policy
-}
 
 // Nested reports whether j was submitted from a handler of its own pool.
 func (j *Job[In, Out]) Nested() bool { return j.flags.Load()&flagNested != 0 }
@@ -52,8 +40,17 @@ func (j *Job[In, Out]) Nested() bool { return j.flags.Load()&flagNested != 0 }
 // a handler of p (ctx is, or derives from, its handler ctx) it never
 // waits: with the queue full, the job runs at once in the caller if
 // inPlace, and is refused with ErrQueueFull otherwise.
-func (p *Pool[In, Out]) Submit(ctx context.Context, in In, pol Own, wait, inPlace bool) (*Job[In, Out], error) {
-	j := p.newJob(ctx, in, pol.ptr())
+func (p *Pool[In, Out]) Submit(ctx context.Context, in In, wait, inPlace bool) (*Job[In, Out], error) {
+	return p.submit(p.newJob(ctx, in, nil), wait, inPlace)
+}
+
+// SubmitWith is Submit under a policy of the job's own.
+func (p *Pool[In, Out]) SubmitWith(ctx context.Context, in In, pol Policy, wait, inPlace bool) (*Job[In, Out], error) {
+	return p.submit(p.newJob(ctx, in, &pol), wait, inPlace)
+}
+
+func (p *Pool[In, Out]) submit(j *Job[In, Out], wait, inPlace bool) (*Job[In, Out], error) {
+	ctx := j.ctx()
 	nested := Owner(ctx) == any(p)
 	if nested {
 		j.flags.Or(flagNested)
@@ -82,7 +79,7 @@ func (p *Pool[In, Out]) runNow(j *Job[In, Out]) error {
 	}
 	t := task[In, Out]{j: j}
 	p.accept(&t)
-	p.claim(j, 0)
+	p.claim(j, 0, nil)
 	w := p.inPlace(j)
 	p.mu.Unlock()
 	p.runInPlace(w, j, 1)
@@ -92,15 +89,21 @@ func (p *Pool[In, Out]) runNow(j *Job[In, Out]) error {
 // Go queues a job of in without a Future for its caller. A job submitted
 // with context.Background() (or TODO) and the pool's policy, without a
 // deadline, is held by value and allocates nothing; any other has a record.
-func (p *Pool[In, Out]) Go(ctx context.Context, in In, pol Own, wait bool) error {
-	if !pol.Set && (ctx == context.Background() || ctx == context.TODO()) && !p.cfg.Policy.hasDeadline() {
+func (p *Pool[In, Out]) Go(ctx context.Context, in In, wait bool) error {
+	if (ctx == context.Background() || ctx == context.TODO()) && !p.cfg.Policy.hasDeadline() {
 		err := p.enqueue(ctx, task[In, Out]{sc: &p.sc, in: in, rt: &p.def}, wait)
 		if err != nil {
 			p.rejected.Add(1)
 		}
 		return err
 	}
-	_, err := p.Submit(ctx, in, pol, wait, true)
+	_, err := p.Submit(ctx, in, wait, true)
+	return err
+}
+
+// GoWith is Go under a policy of the job's own: it has a record.
+func (p *Pool[In, Out]) GoWith(ctx context.Context, in In, pol Policy, wait bool) error {
+	_, err := p.SubmitWith(ctx, in, pol, wait, true)
 	return err
 }
 
@@ -127,6 +130,7 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 	s.sc = sharedCtx{Context: ictx, pool: p}
 	s.cancel = cancel
 	s.stop = context.AfterFunc(p.sc.Context, cancel)
+	context.AfterFunc(ictx, func() { s.sc.ended.Store(true) })
 	return s
 }
 

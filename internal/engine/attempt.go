@@ -17,7 +17,7 @@ import (
 
 // attempt runs t's next attempt on runner w; t is claimed (a record's
 // state is Running).
-func (p *Pool[In, Out]) attempt(w *worker[In, Out], t task[In, Out]) {
+func (p *Pool[In, Out]) attempt(w *worker[In, Out], t *task[In, Out]) {
 	if t.j != nil {
 		p.attemptJob(w, t.j, int(t.k)+1)
 	} else {
@@ -95,7 +95,7 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 		w.arm(j, k, ac, dl)
 	}
 	var t0 int64
-	if p.cfg.OnEnd != nil {
+	if p.onEnd != nil {
 		t0 = p.now()
 	}
 	exited := true
@@ -183,7 +183,7 @@ func (p *Pool[In, Out]) backoff(w *worker[In, Out], j *Job[In, Out], k int, err 
 		return
 	}
 	j.retry(k)
-	p.queued++
+	p.waitIn++
 	if p.backoffs == nil {
 		p.backoffs = make(map[*Job[In, Out]]struct{})
 	}
@@ -215,12 +215,12 @@ func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
 	}
 	t := task[In, Out]{j: j, k: int32(k)}
 	switch {
-	case j.flags.Load()&flagAwaited != 0 && p.claim(j, k):
+	case j.flags.Load()&flagAwaited != 0 && p.claim(j, k, nil):
 		w := p.inPlace(j)
 		p.mu.Unlock()
 		p.runInPlace(w, j, k+1)
 		return
-	case len(p.idle) > 0 && p.claim(j, k):
+	case len(p.idle) > 0 && p.claim(j, k, nil):
 		p.wakeIdle(&t)
 	default:
 		p.retries.Push(t)
@@ -262,7 +262,7 @@ func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) b
 		j.actx(k).cancel(context.Canceled, own)
 	} else {
 		p.mu.Lock()
-		p.queued--
+		p.waitOut++
 		if sd := j.side; sd != nil {
 			if ph == Backoff {
 				delete(p.backoffs, j)
@@ -292,7 +292,7 @@ func (j *Job[In, Out]) Help() {
 	j.flags.Or(flagAwaited)
 	s := j.state.Load()
 	k := int(s >> phaseBits)
-	if Phase(s&phaseMask) != Queued || !p.claim(j, k) {
+	if Phase(s&phaseMask) != Queued || !p.claim(j, k, nil) {
 		p.mu.Unlock()
 		return
 	}
@@ -329,11 +329,12 @@ func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 }
 
 // attemptValue runs t, a job held by value, on w.
-func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t task[In, Out]) {
+func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 	var zero Out
-	if err := t.sc.Err(); err != nil {
+	if t.sc.ended.Load() {
 		// Its ctx ended while it waited: the pool's, at Shutdown's
 		// give-up, or its Map's.
+		err := t.sc.Err()
 		if p.quitting.Load() {
 			err = ErrClosed
 		}
@@ -341,7 +342,7 @@ func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t task[In, Out]) {
 		return
 	}
 	var t0 int64
-	if p.cfg.OnEnd != nil || t.rt.pol.MaxAttempts > 1 {
+	if p.onEnd != nil || t.rt.pol.MaxAttempts > 1 {
 		t0 = p.now()
 	}
 	exited := true
@@ -357,7 +358,7 @@ func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t task[In, Out]) {
 
 // afterValue ends t, whose handler returned (out, err): it succeeded,
 // failed for good, or gets a record for its retry.
-func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t task[In, Out], t0 int64, out Out, err error) {
+func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int64, out Out, err error) {
 	var ran int64
 	if t0 != 0 {
 		ran = p.now() - t0
@@ -395,7 +396,7 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t task[In, Out], t0 int64
 // and settles it.
 func (p *Pool[In, Out]) ended(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
 	p.count(w, oc)
-	if f := p.cfg.OnEnd; f != nil {
+	if f := p.onEnd; f != nil {
 		p.observe(f, oc, err, j.Attempts(), j.at, j.ran)
 	}
 	j.Complete(out, err)
@@ -404,14 +405,14 @@ func (p *Pool[In, Out]) ended(w *worker[In, Out], j *Job[In, Out], out Out, err 
 
 // endValue counts t, a job held by value that w ran or dropped, reports
 // it, hands its outcome to its sink, and settles it.
-func (p *Pool[In, Out]) endValue(w *worker[In, Out], t task[In, Out], out Out, err error, oc Outcome, ran int64) {
+func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, err error, oc Outcome, ran int64) {
 	sink := t.rt.sink
 	if oc == Succeeded && sink == nil && w != nil {
-		w.fired++ // counted under p.mu with the settle: no atomic operation
+		w.pendingFired++ // counted under p.mu with the settle: no atomic operation
 	} else {
 		p.count(w, oc)
 	}
-	if f := p.cfg.OnEnd; f != nil {
+	if f := p.onEnd; f != nil {
 		attempts := 1
 		if ran == 0 && oc != Succeeded {
 			attempts = 0

@@ -53,7 +53,8 @@ func Attempt(ctx context.Context) int {
 // sharedCtx is the handler ctx of jobs held by value.
 type sharedCtx struct {
 	context.Context
-	pool any
+	pool  any
+	ended atomic.Bool // the ctx is done: read per job, where Err would lock
 }
 
 func (c *sharedCtx) owner() any     { return c.pool }

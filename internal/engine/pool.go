@@ -97,30 +97,46 @@ const (
 // both queues hold no live entry. Waiters are served, in order, whenever
 // a slot frees, before any new submission.
 type Pool[In, Out any] struct {
-	mu       sync.Mutex
-	ring     Ring[task[In, Out]] // bounded: new submissions
+	// The fields are laid out by cache line, in 512 bytes, the largest
+	// size class whose objects start on a line (TestPoolLayout). Every
+	// submission and dequeue takes mu and touches line 0; lines 1 to 3
+	// are read on the hot paths and written rarely; what submitters write
+	// on every job has line 4 to itself, and workers write on their own
+	// lines (see worker).
+
+	// Line 0: the lock and the bounded queue beside it.
+	mu   sync.Mutex
+	ring Ring[task[In, Out]] // new submissions
+
+	// Lines 1 to 3: read under mu on the hot paths, written rarely.
 	retries  Ring[task[In, Out]] // unbounded: retries whose backoff ended
+	h        Handler[In, Out]
 	idle     []*worker[In, Out]
 	waiters  []*waiter[In, Out]
-	accepted uint64
-	settled  uint64
-	queued   int64 // jobs in Queued or Backoff
-	fired    uint64
 	phase    int
 	target   int
 	live     int
+	onEnd    func(End)
+	cfg      *Config
+	def      route[Out]  // the route of value jobs with the pool's policy
+	quitting atomic.Bool // abandoned, for readers outside mu
+	_        [12]byte
+
+	// Line 4: written by submitters alone, on every job.
+	accepted uint64 // jobs ever queued, handed or run in place
+	_        [56]byte
+
+	// Lines 5 to 7: written rarely, under mu but for the atomics.
+	settled  uint64 // jobs settled off the workers, and by retired ones (see settledAll)
+	waitIn   uint64 // moves into Backoff
+	waitOut  uint64 // moves out of Queued or Backoff off the workers, and retired workers' claims
 	all      []*worker[In, Out]
 	backoffs map[*Job[In, Out]]struct{}
 	inline   map[*worker[In, Out]]struct{} // runners off the workers
 	quit     chan struct{}                 // closed when intake stops
 	done     chan struct{}                 // closed once drained
-
-	h        Handler[In, Out]
-	cfg      Config
-	def      route[Out] // the route of value jobs with the pool's policy
-	sc       sharedCtx  // the handler ctx of bare fire-and-forget jobs
+	sc       sharedCtx                     // the handler ctx of bare fire-and-forget jobs
 	cancelSC context.CancelFunc
-	quitting atomic.Bool // abandoned, for readers outside mu
 	epoch    time.Time
 
 	rejected, succeeded, failed, canceled, retried atomic.Uint64
@@ -128,7 +144,7 @@ type Pool[In, Out any] struct {
 
 // New returns a running pool of workers.
 func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out] {
-	p := &Pool[In, Out]{h: h, cfg: cfg}
+	p := &Pool[In, Out]{h: h, cfg: &cfg, onEnd: cfg.OnEnd}
 	p.ring = *NewRing[task[In, Out]](cfg.QueueSize)
 	p.def.pol = &p.cfg.Policy
 	ctx, cancel := context.WithCancel(context.Background())
@@ -144,27 +160,33 @@ func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out
 // Policy returns the pool's default policy.
 func (p *Pool[In, Out]) Policy() *Policy { return &p.cfg.Policy }
 
-// worker is one worker goroutine's state.
+// worker is one worker goroutine's state, laid out by cache line in 256
+// bytes: what a waker writes, what the worker writes on every job, and the
+// timer.
 type worker[In, Out any] struct {
 	p    *Pool[In, Out]
 	wake chan struct{} // buffered; a send wakes the worker from idle
+	// Under p.mu: the job handed to the worker as it is woken.
+	hand task[In, Out]
 
-	// Under p.mu: the job handed to the worker as it is woken, and the
-	// job it holds.
-	hand   task[In, Out]
 	handed bool
-	cur    *Job[In, Out] // the record it runs, for Shutdown's give-up
-	busy   bool
-
+	busy   bool          // under p.mu: it holds a job
+	resume bool          // its goroutine exits by Goexit: start another
+	cur    *Job[In, Out] // under p.mu: the record it runs, for Shutdown's give-up
+	// Under p.mu, on the worker's own line: what it has done, summed by
+	// Metrics and the drain, and folded into the pool's when it retires.
+	claimed uint64 // jobs it took from Queued
+	settled uint64 // jobs it ended and settled
+	fired   uint64 // value jobs without a sink that succeeded
 	// Only the worker's goroutine touches these between its visits to
-	// p.mu, which folds them in.
-	unsettled uint64 // jobs it ended, to settle
-	fired     uint64 // value jobs without a sink that succeeded
-	resume    bool   // its goroutine exits by Goexit: start another
+	// p.mu, which folds them into the above.
+	unsettled    uint64
+	pendingFired uint64
 
 	succeeded, failed, canceled atomic.Uint64
 
 	timer[In, Out] // the per-attempt timeout timer, reused
+	_              [48]byte
 }
 
 // waiter is a submitter waiting for room.
@@ -184,7 +206,7 @@ func (p *Pool[In, Out]) Resize(workers int) {
 		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
 		p.live++
 		p.all = append(p.all, w)
-		if t, ok := p.pop(); ok {
+		if t, ok := p.pop(w); ok {
 			p.handTo(w, t)
 			w.wake <- struct{}{}
 		} else {
@@ -219,18 +241,17 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 	m := Metrics{
 		Submitted: p.accepted,
 		Rejected:  p.rejected.Load(),
-		Succeeded: p.succeeded.Load() + p.fired,
+		Succeeded: p.succeeded.Load(),
 		Failed:    p.failed.Load(),
 		Canceled:  p.canceled.Load(),
 		Retried:   p.retried.Load(),
-		Queued:    p.queued,
 		Workers:   p.live,
 	}
 	for _, w := range p.all {
 		if w.busy {
 			m.Running++
 		}
-		m.Succeeded += w.succeeded.Load()
+		m.Succeeded += w.succeeded.Load() + w.fired
 		m.Failed += w.failed.Load()
 		m.Canceled += w.canceled.Load()
 	}
@@ -242,7 +263,18 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 		m.Failed += w.failed.Load()
 		m.Canceled += w.canceled.Load()
 	}
+	m.Queued = p.queued()
 	return m
+}
+
+// queued counts the jobs in Queued or Backoff: every move into those
+// phases, less every move out. p.mu is held.
+func (p *Pool[In, Out]) queued() int64 {
+	n := p.accepted + p.waitIn - p.waitOut
+	for _, w := range p.all {
+		n -= w.claimed
+	}
+	return int64(n)
 }
 
 // Reject counts a submission refused before it reached the pool.
@@ -253,6 +285,27 @@ func (p *Pool[In, Out]) Reject() { p.rejected.Add(1) }
 // wait. A job with a record whose ctx can end gets a watch that ends it
 // as soon as the ctx does, while it waits.
 func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
+	for spins := 0; ; spins++ {
+		err := p.offer(ctx, t, wait, spins < maxSpins)
+		if err != errSpin {
+			return err
+		}
+		// Full: the workers, likely waiting for this P, free many
+		// slots in the time a waiter would park and be woken for one.
+		runtime.Gosched()
+	}
+}
+
+// maxSpins is how many times a submitter that would wait for room yields
+// first.
+const maxSpins = 4
+
+// errSpin: the queue is full and the submitter may yield and try again.
+var errSpin = errors.New("spin")
+
+// offer is one try of enqueue; with spin, a full queue without waiters
+// answers errSpin instead of waiting.
+func (p *Pool[In, Out]) offer(ctx context.Context, t task[In, Out], wait, spin bool) error {
 	p.mu.Lock()
 	if p.phase != open {
 		p.mu.Unlock()
@@ -280,6 +333,10 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 		p.mu.Unlock()
 		return ErrQueueFull
 	}
+	if spin && len(p.waiters) == 0 {
+		p.mu.Unlock()
+		return errSpin
+	}
 	wt := &waiter[In, Out]{t: t, ready: make(chan error, 1)}
 	p.waiters = append(p.waiters, wt)
 	p.mu.Unlock()
@@ -302,8 +359,7 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool)
 // accept counts t in, as it enters a queue or a worker. p.mu is held.
 func (p *Pool[In, Out]) accept(t *task[In, Out]) {
 	p.accepted++
-	p.queued++
-	if p.cfg.OnEnd != nil {
+	if p.onEnd != nil {
 		t.at = p.now()
 		if t.j != nil {
 			t.j.at = t.at
@@ -329,31 +385,41 @@ func (p *Pool[In, Out]) serveWaiters() {
 // pop takes the next live entry: retries first. A record's entry is
 // claimed here, under mu; entries of jobs that ended or moved on are
 // dropped. p.mu is held.
-func (p *Pool[In, Out]) pop() (task[In, Out], bool) {
+func (p *Pool[In, Out]) pop(w *worker[In, Out]) (task[In, Out], bool) {
 	for {
-		t, ok := p.retries.Pop()
-		if !ok {
+		var t task[In, Out]
+		var ok bool
+		if p.retries.Len() > 0 {
+			t, ok = p.retries.Pop()
+		} else {
 			if t, ok = p.ring.Pop(); !ok {
 				return t, false
 			}
-			p.serveWaiters()
-		}
-		if t.j == nil || p.claim(t.j, int(t.k)) {
-			if t.j == nil {
-				p.queued--
+			if len(p.waiters) > 0 {
+				p.serveWaiters()
 			}
+		}
+		if t.j == nil {
+			w.claimed++
+			return t, true
+		}
+		if p.claim(t.j, int(t.k), w) {
 			return t, true
 		}
 	}
 }
 
-// claim starts the next attempt of j, queued after k attempts. p.mu is
-// held.
-func (p *Pool[In, Out]) claim(j *Job[In, Out], k int) bool {
+// claim starts the next attempt of j, queued after k attempts, for w, or
+// for a runner off the workers when w is nil. p.mu is held.
+func (p *Pool[In, Out]) claim(j *Job[In, Out], k int, w *worker[In, Out]) bool {
 	if !j.claim(k) {
 		return false
 	}
-	p.queued--
+	if w != nil {
+		w.claimed++
+	} else {
+		p.waitOut++
+	}
 	if sd := j.side; sd != nil && sd.stopWatch != nil {
 		sd.stopWatch()
 		sd.stopWatch = nil
@@ -364,8 +430,8 @@ func (p *Pool[In, Out]) claim(j *Job[In, Out], k int) bool {
 // claimFor hands t, just accepted, to idle worker w. p.mu is held.
 func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t task[In, Out]) {
 	if t.j == nil {
-		p.queued--
-	} else if !p.claim(t.j, int(t.k)) {
+		w.claimed++
+	} else if !p.claim(t.j, int(t.k), w) {
 		return // ended as it was handed (its ctx had ended): w finds nothing
 	}
 	p.handTo(w, t)
@@ -413,26 +479,28 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 			continue
 		}
 		w.resume = true
-		p.attempt(w, t)
+		p.attempt(w, &t)
 		w.resume = false
 	}
 }
 
 // wait parks idle w until it is woken; it runs what it was handed, and
 // reports whether the worker goes on.
+var Parks atomic.Int64
+
 func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
+	Parks.Add(1)
 	<-w.wake
-	p.mu.Lock()
-	t, handed := w.hand, w.handed
-	w.hand, w.handed = task[In, Out]{}, false
-	gone := w.p == nil
-	p.mu.Unlock()
-	if gone {
-		return false
+	// The waker wrote these under p.mu before its send, and nobody
+	// writes them again before w is idle again.
+	if w.p == nil {
+		return false // retired
 	}
-	if handed {
+	if w.handed {
+		t := w.hand
+		w.hand, w.handed = task[In, Out]{}, false
 		w.resume = true
-		p.attempt(w, t)
+		p.attempt(w, &t)
 		w.resume = false
 	}
 	return true
@@ -443,21 +511,21 @@ func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
 // longer wanted, retires. p.mu is held.
 func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
 	w.busy, w.cur = false, nil
-	p.fired += w.fired
-	w.fired = 0
-	if w.unsettled > 0 {
-		p.settle(w.unsettled)
-		w.unsettled = 0
+	w.fired += w.pendingFired
+	w.settled += w.unsettled
+	w.pendingFired, w.unsettled = 0, 0
+	if p.phase != open {
+		p.checkDrained()
 	}
 	if p.live > p.target || p.phase == drained {
 		p.retire(w)
 		return task[In, Out]{}, false
 	}
-	if t, ok := p.pop(); ok {
+	if t, ok := p.pop(w); ok {
 		w.busy, w.cur = true, t.j
 		return t, true
 	}
-	if p.phase != open && p.settled == p.accepted {
+	if p.phase != open && p.settledAll() == p.accepted {
 		p.retire(w)
 		return task[In, Out]{}, false
 	}
@@ -477,7 +545,9 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 		}
 	}
 	p.live--
-	p.succeeded.Add(w.succeeded.Load())
+	p.settled += w.settled
+	p.waitOut += w.claimed
+	p.succeeded.Add(w.succeeded.Load() + w.fired)
 	p.failed.Add(w.failed.Load())
 	p.canceled.Add(w.canceled.Load())
 	w.stopTimer()
@@ -486,16 +556,25 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 	p.checkDrained()
 }
 
-// settle records n ended jobs as complete. p.mu is held.
+// settle records n jobs ended off the workers as complete. p.mu is held.
 func (p *Pool[In, Out]) settle(n uint64) {
 	p.settled += n
 	p.checkDrained()
 }
 
+// settledAll counts the jobs settled, by workers and others. p.mu is held.
+func (p *Pool[In, Out]) settledAll() uint64 {
+	n := p.settled
+	for _, w := range p.all {
+		n += w.settled
+	}
+	return n
+}
+
 // checkDrained lets idle workers go once a closing pool has settled every
 // job it accepted, and marks it drained once none is left. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
-	if p.phase == open || p.phase == drained || p.settled != p.accepted {
+	if p.phase == open || p.phase == drained || p.settledAll() != p.accepted {
 		return
 	}
 	for len(p.idle) > 0 {
@@ -572,13 +651,14 @@ func (p *Pool[In, Out]) abandon() {
 	for _, t := range left {
 		if t.j == nil {
 			p.queuedValueEnded()
-			p.endValue(nil, t, *new(Out), ErrClosed, Canceled, 0)
+			p.endValue(nil, &t, *new(Out), ErrClosed, Canceled, 0)
 		} else {
 			p.cancelJob(t.j, ErrClosed, Queued, Backoff, Running)
 		}
 	}
 	// After: a Map's items with records watch their ctx, which this
 	// cancels, and must end with ErrClosed as the others.
+	p.sc.ended.Store(true)
 	p.cancelSC() // the handler ctx of jobs held by value, and of Maps
 	p.mu.Lock()
 	p.checkDrained()
@@ -589,7 +669,7 @@ func (p *Pool[In, Out]) abandon() {
 // Queued gauge.
 func (p *Pool[In, Out]) queuedValueEnded() {
 	p.mu.Lock()
-	p.queued--
+	p.waitOut++
 	p.mu.Unlock()
 }
 
@@ -619,5 +699,5 @@ func (p *Pool[In, Out]) Dump() string {
 		}
 	}
 	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d accepted %d settled %d queued %d",
-		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.settled, p.queued)
+		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.settledAll(), p.queued())
 }
