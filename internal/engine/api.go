@@ -29,8 +29,6 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 	return j
 }
 
-
-
 // Nested reports whether j was submitted from a handler of its own pool.
 func (j *Job[In, Out]) Nested() bool { return j.flags.Load()&flagNested != 0 }
 
