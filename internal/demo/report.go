@@ -305,10 +305,13 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	return s[max(rank, 1)-1]
 }
 
-// ms formats d in milliseconds, to a precision that suits it.
+// ms formats d in milliseconds, to a precision that suits it, or in
+// microseconds under a millisecond.
 func ms(d time.Duration) string {
 	m := float64(d) / float64(time.Millisecond)
 	switch {
+	case m < 1:
+		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
 	case m < 10:
 		return strconv.FormatFloat(m, 'f', 2, 64) + "ms"
 	case m < 100:
