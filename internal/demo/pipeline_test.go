@@ -72,7 +72,10 @@ func TestPipelineAbsorbsFaultsAndAggregates(t *testing.T) {
 	}))
 	items := listItems(t, st, c)
 	ended := map[int]int{} // afterItem's n → calls
-	run := runPipeline(context.Background(), testConfig(t), c, items, nil, func(n int) { ended[n]++ })
+	// Without its timeouts the pipeline would wait for the stalls for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run := runPipeline(ctx, testConfig(t), c, items, nil, func(n int) { ended[n]++ })
 
 	// Every item ends once, and all of them succeed.
 	if want := map[int]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}; !cmp.Equal(ended, want) {
@@ -140,7 +143,9 @@ func TestPipelineCountsFailuresByCause(t *testing.T) {
 		return serve
 	})
 	cfg := testConfig(t, "-attempts", "3")
-	run := runPipeline(context.Background(), cfg, c, listItems(t, st, c), nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run := runPipeline(ctx, cfg, c, listItems(t, st, c), nil, nil)
 
 	a := run.agg
 	if a.done != 1 || a.failed != 3 {
@@ -174,8 +179,8 @@ func TestRunMirrorsAndCompares(t *testing.T) {
 		t.Fatalf("run exited %d, stderr:\n%s\nstdout:\n%s", code, stderr.String(), out)
 	}
 	for _, want := range []string{
-		`(?m)^pipeline +[0-9.]+s +300/300 objects`, // the last progress line, off a terminal
-		`(?m)^baseline +[0-9.]+s +20/20 sampled objects`,
+		`(?m)^pipeline +[0-9.]+s 300/300 [0-9,]+/s busy 0 queued 0 retries \d+ timeouts \d+$`, // the last progress line, off a terminal
+		`(?m)^baseline +[0-9.]+s 20/20 sampled objects`,
 		`objects +300 mirrored, 0 failed\n`,
 		`-> [0-9.]+m?s for all 300 objects \(extrapolated from the sample\)`,
 		`speedup +[0-9.]+x over the sequential baseline \(extrapolated\)`,

@@ -79,19 +79,24 @@ func (p *progress) draw(line string) {
 	}
 }
 
-// pipelineLine is the progress line of a running pipeline.
+// pipelineLine is the progress line of a running pipeline, short enough
+// for an 80-column terminal.
 func pipelineLine(l live, total int) string {
 	secs := max(time.Since(l.start).Seconds(), 1e-9)
-	n, b := l.agg.ended.Load(), l.agg.endedBytes.Load()
+	n := l.agg.ended.Load()
 	f := l.fetchPool.Metrics()
-	return fmt.Sprintf("pipeline %5.1fs  %s/%s objects  %5.0f/s  %5.1f MB/s  fetching %d  queued %d  retries %d (%d timeouts)  failed %d",
-		secs, commas(n), commas(int64(total)), float64(n)/secs, float64(b)/1e6/secs,
-		f.Running, f.Queued, l.fetch.retried.Load(), l.fetch.timeouts.Load(), l.agg.failedN.Load())
+	line := fmt.Sprintf("pipeline %5.1fs %s/%s %s/s busy %d queued %d retries %d timeouts %d",
+		secs, commas(n), commas(int64(total)), commas(int64(float64(n)/secs)),
+		f.Running, f.Queued, l.fetch.retried.Load(), l.fetch.timeouts.Load())
+	if k := l.agg.failedN.Load(); k > 0 {
+		line += fmt.Sprintf(" failed %d", k)
+	}
+	return line
 }
 
 // baselineLine is the progress line of the baseline.
 func baselineLine(elapsed time.Duration, done, total int) string {
-	return fmt.Sprintf("baseline %5.1fs  %d/%d sampled objects, one at a time", elapsed.Seconds(), done, total)
+	return fmt.Sprintf("baseline %5.1fs %d/%d sampled objects, one at a time", elapsed.Seconds(), done, total)
 }
 
 // summary is everything the summary reports.
@@ -159,14 +164,13 @@ func printTotals(w io.Writer, s *summary) {
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "bytes\t%s (%.1f MB), %s lines\n", commas(a.bytes), float64(a.bytes)/1e6, commas(a.lines))
-	var bw time.Duration
+	fmt.Fprintf(tw, "wall time\t%v for the whole run: pipeline %v", round(s.wall), round(r.wall))
 	if s.base != nil {
-		bw = s.base.wall
+		fmt.Fprintf(tw, ", baseline %v", round(s.base.wall))
 	}
-	fmt.Fprintf(tw, "wall time\t%v for the whole run: pipeline %v, baseline %v, setup %v (walk, store, listing)\n",
-		round(s.wall), round(r.wall), round(bw), round(s.setup))
+	fmt.Fprintf(tw, ", setup %v (walk, store, listing)\n", round(s.setup))
 	secs := max(r.wall.Seconds(), 1e-9)
-	fmt.Fprintf(tw, "throughput\t%.0f objects/s, %.1f MB/s\n", float64(a.done+a.failed)/secs, float64(a.bytes)/1e6/secs)
+	fmt.Fprintf(tw, "throughput\t%s objects/s, %.1f MB/s\n", commas(int64(float64(a.done+a.failed)/secs)), float64(a.bytes)/1e6/secs)
 	b := s.base
 	switch {
 	case b == nil || b.attempted == 0:
@@ -245,20 +249,20 @@ func describe(cause string) string {
 // printLatencies writes the percentiles of the items' latencies, and of
 // each stage's queue wait and run time.
 func printLatencies(w io.Writer, r *pipelineRun) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "latency of the objects mirrored\tp50\tp90\tp99\tmax\t")
+	const format = "%-30s %8s %8s %8s %8s\n"
+	fmt.Fprintf(w, format, "latency, objects mirrored", "p50", "p90", "p99", "max")
 	row := func(name string, ds []time.Duration) {
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t\n", name,
+		fmt.Fprintf(w, format, "  "+name,
 			ms(percentile(ds, 50)), ms(percentile(ds, 90)), ms(percentile(ds, 99)), ms(percentile(ds, 100)))
 	}
 	row("submission to result", r.agg.latencies)
 	for _, st := range []*stageStats{r.fetch, r.digest} {
 		st.mu.Lock()
-		row(st.name+": queued (wait, backoff)", st.queued)
-		row(st.name+": running (attempts)", st.running)
+		row(st.name+": queued", st.queued)
+		row(st.name+": running", st.running)
 		st.mu.Unlock()
 	}
-	tw.Flush()
+	fmt.Fprintln(w, "  (queued: waiting for a worker and in backoff; running: the attempts together)")
 }
 
 // printPools writes each pool's final metrics.
@@ -267,8 +271,9 @@ func printPools(w io.Writer, pools []poolMetrics) {
 	fmt.Fprintln(tw, "pool\tworkers\tsubmitted\tsucceeded\tfailed\tretried\tcanceled\trejected\t")
 	for _, p := range pools {
 		m := p.m
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n",
-			p.name, p.workers, m.Submitted, m.Succeeded, m.Failed, m.Retried, m.Canceled, m.Rejected)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.name, p.workers,
+			commas(int64(m.Submitted)), commas(int64(m.Succeeded)), commas(int64(m.Failed)),
+			commas(int64(m.Retried)), commas(int64(m.Canceled)), commas(int64(m.Rejected)))
 	}
 	tw.Flush()
 }

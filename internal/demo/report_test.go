@@ -171,9 +171,9 @@ func TestSummaryFormat(t *testing.T) {
 	}
 	for _, want := range []string{
 		`submission to result +5.00ms +9.00ms +10.0ms +10.0ms`,
-		`fetch: queued \(wait, backoff\) +1.00ms +1.00ms +1.00ms +1.00ms`,
-		`fetch: running \(attempts\) +2.00ms`,
-		`digest: running \(attempts\) +1.00ms`,
+		`fetch: queued +1.00ms +1.00ms +1.00ms +1.00ms`,
+		`fetch: running +2.00ms`,
+		`digest: running +1.00ms`,
 		`fetch +128 +12 +10 +2 +5 +0 +0`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
