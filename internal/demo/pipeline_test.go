@@ -17,7 +17,7 @@ import (
 // command line with short timeouts and backoffs.
 func testConfig(t *testing.T, args ...string) config {
 	t.Helper()
-	cfg, err := parseFlags(append([]string{"-workers", "4", "-timeout", "50ms", "-latency", "0"}, args...), &bytes.Buffer{})
+	cfg, err := parseFlags(append([]string{"-workers", "4", "-timeout", "200ms", "-latency", "0"}, args...), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +126,8 @@ func TestPipelineAbsorbsFaultsAndAggregates(t *testing.T) {
 	if len(run.fetch.running) != 6 || len(run.digest.running) != 6 || len(a.latencies) != 6 {
 		t.Errorf("%d fetch ends, %d digest ends, %d latencies; want 6 each", len(run.fetch.running), len(run.digest.running), len(a.latencies))
 	}
-	if p := percentile(run.fetch.running, 100); p < 50*time.Millisecond {
-		t.Errorf("longest fetch ran %v, want at least one 50ms timeout", p)
+	if p := percentile(run.fetch.running, 100); p < 200*time.Millisecond {
+		t.Errorf("longest fetch ran %v, want at least one 200ms timeout", p)
 	}
 }
 
