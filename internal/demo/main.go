@@ -96,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	sum, err := mirror(ctx, cfg, start, newProgress(stdout))
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(stderr, "demo: interrupted while setting up")
+		return exitInterrupted
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return exitFailed
@@ -157,7 +161,7 @@ func mirror(ctx context.Context, cfg config, start time.Time, prog *progress) (*
 	}
 	items := make([]*item, len(infos))
 	for i, o := range infos {
-		items[i] = &item{key: o.key, size: o.size}
+		items[i] = &item{key: o.key}
 		s.objects++
 		s.totalBytes += o.size
 	}

@@ -18,7 +18,6 @@ import (
 // item is one object on its way through the pipeline.
 type item struct {
 	key    string
-	size   int64 // as listed
 	fetch  stageClock
 	digest stageClock
 }
@@ -118,7 +117,7 @@ type aggregate struct {
 	errs         []string                     // the first few failures
 
 	// Live counts, for the progress line.
-	ended, endedBytes, failedN atomic.Int64
+	ended, failedN atomic.Int64
 }
 
 // dirTotal aggregates the objects under one top-level directory.
@@ -157,7 +156,6 @@ func (a *aggregate) add(key string, d digest, latency time.Duration) {
 	t.bytes += d.size
 	t.lines += d.lines
 	a.ended.Add(1)
-	a.endedBytes.Add(d.size)
 }
 
 // fail counts one object that did not.
@@ -190,11 +188,10 @@ type poolMetrics struct {
 // live is what the progress line reads while the pipeline runs; it is safe
 // to read from any goroutine.
 type live struct {
-	start         time.Time
-	agg           *aggregate
-	fetch, digest *stageStats
-	fetchPool     *jobq.Pool[*item, *fetched]
-	digestPool    *jobq.Pool[*fetched, digested]
+	start     time.Time
+	agg       *aggregate
+	fetch     *stageStats
+	fetchPool *jobq.Pool[*item, *fetched]
 }
 
 // runPipeline mirrors items through two jobq pools chained with Then and
@@ -219,7 +216,7 @@ func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onSt
 	defer dig.Close()
 	start := time.Now()
 	if onStart != nil {
-		onStart(live{start, run.agg, run.fetch, run.digest, fetch, dig})
+		onStart(live{start, run.agg, run.fetch, fetch})
 	}
 	var opts []jobq.MapOption
 	if cfg.ordered {

@@ -34,7 +34,7 @@ func listItems(t *testing.T, st *store, c *client) []*item {
 	}
 	items := make([]*item, len(infos))
 	for i, o := range infos {
-		items[i] = &item{key: o.key, size: o.size}
+		items[i] = &item{key: o.key}
 	}
 	return items
 }

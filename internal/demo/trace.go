@@ -14,15 +14,16 @@ import (
 
 // This file is the demo's own instrumentation of its stages. The end type
 // has the fields of the end observer that the root package plans
-// (jobq.WithObserver(func(jobq.End))): once that lands, each pool is built
-// with
+// (jobq.WithObserver(func(jobq.End)), End{Outcome, Err, Attempts, Queued,
+// Running}), and stageStats.observe is the observer. Until it lands, the
+// demo measures those fields itself: instrument times each attempt on a
+// stageClock carried by the item, and the pipeline's consumer reports each
+// item's ends to observe. Once it lands, each pool is built with
 //
-//	jobq.WithObserver(func(e jobq.End) { st.observe(end(e)) })
+//	jobq.WithObserver(func(e jobq.End) { st.observe(end{outcomeOf(e.Outcome), e.Err, e.Attempts, e.Queued, e.Running}) })
 //
-// and instrument, stageClock and the calls to observe in runPipeline go.
-// Until then the demo measures the same fields itself: instrument times each
-// attempt on a stageClock carried by the item, and the consumer of the
-// pipeline reports each item's ends.
+// and instrument, stageClock, item's clocks and the consumer's calls to
+// observe go; the summary and the progress line stay as they are.
 
 // outcome says how a job ended.
 type outcome int
@@ -110,12 +111,10 @@ type stageStats struct {
 	name string
 
 	// Live counts, for the progress line.
-	ended    atomic.Int64
 	retried  atomic.Int64
 	timeouts atomic.Int64 // retries after a timed-out attempt
 
 	mu       sync.Mutex
-	outcomes [3]int          // by outcome
 	queued   []time.Duration // of the jobs that succeeded
 	running  []time.Duration // of the jobs that succeeded
 	retries  map[string]int  // every retry, by the cause of the attempt that failed
@@ -141,10 +140,8 @@ func (s *stageStats) onRetry(_ int, err error, _ time.Duration) {
 
 // observe counts one job's end.
 func (s *stageStats) observe(e end) {
-	s.ended.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.outcomes[e.Outcome]++
 	switch e.Outcome {
 	case succeeded:
 		s.queued = append(s.queued, e.Queued)
