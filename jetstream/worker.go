@@ -34,22 +34,28 @@ type Worker[In, Out any] struct {
 	h    jobq.Handler[In, Out]
 	def  jobq.Policy
 	n    int
-	cc   jetstream.ConsumeContext
+	cons jetstream.Consumer
 	csub *nats.Subscription
 
-	work    chan jetstream.Msg
-	stopCh  chan struct{} // closed when Shutdown starts
-	drained chan struct{} // closed when every held job has been handed on
-	base    context.Context
-	giveUp  context.CancelFunc
-	loops   sync.WaitGroup // the worker goroutines
-	timers  sync.WaitGroup // short retry delays' timers
-	once    sync.Once
+	// The fetcher pulls at most prefetch messages ahead: one credit per
+	// message that is fetched and not yet taken by a worker goroutine.
+	buf      chan jetstream.Msg
+	credits  chan struct{}
+	fetchFor time.Duration // a pull request's expiry
+	fetched  chan struct{} // closed when the fetcher has stopped
+	stopCh   chan struct{} // closed when Shutdown starts
+	drained  chan struct{} // closed when every held job has been handed on
+	base     context.Context
+	giveUp   context.CancelFunc
+	loops    sync.WaitGroup // the worker goroutines
+	timers   sync.WaitGroup // short retry delays' timers
+	once     sync.Once
 
 	mu       sync.Mutex
 	held     map[*hold]struct{}   // messages held: running, or waiting out a short retry delay
 	byID     map[string]*hold     // the running ones, for Cancel
 	canceled map[string]time.Time // jobs cancelled lately, so they never start here
+	back     []jetstream.Msg      // fetched after Shutdown started: handed back once no pull request is open
 
 	taken, succeeded, failed, canceledN, retried, handedBack atomic.Uint64
 	running                                                  atomic.Int64
@@ -114,9 +120,15 @@ func (q *Queue[In, Out]) Serve(workers int, h jobq.Handler[In, Out], pol ...jobq
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: consumer: %w", err)
 	}
+	// A small prefetch: what a worker fetched and did not start waits
+	// for it with its lease running.
+	prefetch := max(2*workers, 16)
 	w := &Worker[In, Out]{
-		q: q, h: h, def: def, n: workers,
-		work:     make(chan jetstream.Msg),
+		q: q, h: h, def: def, n: workers, cons: cons,
+		buf:      make(chan jetstream.Msg, prefetch),
+		credits:  make(chan struct{}, prefetch),
+		fetchFor: min(max(q.cfg.Lease/2, 50*time.Millisecond), time.Second),
+		fetched:  make(chan struct{}),
 		stopCh:   make(chan struct{}),
 		drained:  make(chan struct{}),
 		held:     make(map[*hold]struct{}),
@@ -127,15 +139,10 @@ func (q *Queue[In, Out]) Serve(workers int, h jobq.Handler[In, Out], pol ...jobq
 	if w.csub, err = q.nc.Subscribe(q.subj.cancel+"*", w.onCancel); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	// A small prefetch: what a worker fetched and did not start waits
-	// for it with its lease running.
-	prefetch := max(2*workers, 16)
-	w.cc, err = cons.Consume(w.deliver, jetstream.PullMaxMessages(prefetch),
-		jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
-	if err != nil {
-		w.csub.Unsubscribe()
-		return nil, fmt.Errorf("jetstream: consume: %w", err)
+	for range prefetch {
+		w.credits <- struct{}{}
 	}
+	go w.fetch()
 	w.loops.Add(workers)
 	for range workers {
 		go w.loop()
@@ -144,23 +151,81 @@ func (q *Queue[In, Out]) Serve(workers int, h jobq.Handler[In, Out], pol ...jobq
 	return w, nil
 }
 
-// deliver hands a fetched message to an idle worker goroutine, or back to
-// the server once Shutdown has started.
-func (w *Worker[In, Out]) deliver(m jetstream.Msg) {
-	select {
-	case w.work <- m:
-	case <-w.stopCh:
-		m.Nak()
-		w.handedBack.Add(1)
+// fetch pulls messages into buf as credits allow, until Shutdown. Each
+// pull request expires after fetchFor, and the server's word that it has
+// ended closes its batch: once fetch returns, nothing more is on its way to
+// this worker, so what it hands back cannot come back to it.
+func (w *Worker[In, Out]) fetch() {
+	defer close(w.fetched)
+	for {
+		select {
+		case <-w.stopCh:
+			return
+		default:
+		}
+		select {
+		case <-w.credits:
+		case <-w.stopCh:
+			return
+		}
+		n := 1
+	more:
+		for n < cap(w.credits) {
+			select {
+			case <-w.credits:
+				n++
+			default:
+				break more
+			}
+		}
+		batch, err := w.cons.Fetch(n, jetstream.FetchMaxWait(w.fetchFor))
+		got := 0
+		if err == nil {
+			for m := range batch.Messages() {
+				got++
+				select {
+				case <-w.stopCh:
+					w.keep(m)
+				default:
+					w.buf <- m // never blocks: a credit was taken for it
+				}
+			}
+			err = batch.Error()
+		}
+		for range n - got {
+			w.credits <- struct{}{}
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
+			// Disconnected, or the server is restarting: wait a
+			// little before asking again.
+			select {
+			case <-time.After(w.fetchFor):
+			case <-w.stopCh:
+				return
+			}
+		}
 	}
+}
+
+// keep sets aside a message fetched after Shutdown started.
+func (w *Worker[In, Out]) keep(m jetstream.Msg) {
+	w.mu.Lock()
+	w.back = append(w.back, m)
+	w.mu.Unlock()
 }
 
 func (w *Worker[In, Out]) loop() {
 	defer w.loops.Done()
 	for {
 		select {
-		case m := <-w.work:
-			w.process(m)
+		case m := <-w.buf:
+			w.credits <- struct{}{}
+			select {
+			case <-w.stopCh:
+				w.keep(m)
+			default:
+				w.process(m)
+			}
 		case <-w.stopCh:
 			return
 		}
@@ -194,7 +259,7 @@ func (w *Worker[In, Out]) heartbeat() {
 		case now := <-t.C:
 			w.mu.Lock()
 			for h := range w.held {
-				if now.Sub(h.beat) >= every {
+				if now.Sub(h.beat) >= every && !h.abandoned {
 					h.beat = now
 					h.m.InProgress()
 				}
@@ -218,6 +283,9 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		return
 	}
 	j, herr := parseJobHeader(m.Headers())
+	if debugf != nil {
+		debugf("process %s delivered %d", j.id, md.NumDelivered)
+	}
 	h := &hold{m: m, id: j.id, beat: time.Now()}
 	w.mu.Lock()
 	if _, ok := w.canceled[j.id]; ok && herr == nil {
@@ -225,15 +293,6 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		m.Ack()
 		w.canceledN.Add(1)
 		return
-	}
-	select {
-	case <-w.stopCh:
-		// Shutdown started as this goroutine took the message.
-		w.mu.Unlock()
-		m.Nak()
-		w.handedBack.Add(1)
-		return
-	default:
 	}
 	w.held[h] = struct{}{}
 	w.byID[j.id] = h
@@ -545,10 +604,15 @@ func (w *Worker[In, Out]) release(h *hold) {
 func (w *Worker[In, Out]) Shutdown(ctx context.Context) error {
 	w.once.Do(func() {
 		close(w.stopCh)
-		w.cc.Drain() // buffered messages reach deliver, which hands them back
 		go func() {
-			<-w.cc.Closed()
+			<-w.fetched
+			// No pull request is open: hand back what was fetched
+			// and not started, now and once the running handlers
+			// have returned (a worker goroutine may take one of
+			// them as Shutdown starts).
+			w.handBack()
 			w.loops.Wait()
+			w.handBack()
 			w.mu.Lock()
 			var early []func()
 			for h := range w.held {
@@ -577,13 +641,41 @@ func (w *Worker[In, Out]) Shutdown(ctx context.Context) error {
 	for h := range w.held {
 		if h.cancel != nil && !h.abandoned {
 			h.abandoned = true
-			h.m.Nak()
+			// After this worker's open pull request has expired,
+			// so that it goes to another.
+			h.m.NakWithDelay(w.fetchFor + 50*time.Millisecond)
 			w.handedBack.Add(1)
 			h.cancel()
 		}
 	}
 	w.mu.Unlock()
 	return ctx.Err()
+}
+
+// handBack returns to the server the messages fetched and not started.
+var debugf func(string, ...any)
+
+func (w *Worker[In, Out]) handBack() {
+	w.mu.Lock()
+	back := w.back
+	w.back = nil
+	w.mu.Unlock()
+	for {
+		select {
+		case m := <-w.buf:
+			back = append(back, m)
+			continue
+		default:
+		}
+		break
+	}
+	for _, m := range back {
+		if debugf != nil {
+			debugf("hand back %s", m.Headers().Get(hdrID))
+		}
+		m.Nak()
+		w.handedBack.Add(1)
+	}
 }
 
 // Close is Shutdown(context.Background()).
