@@ -196,8 +196,8 @@ type live struct {
 
 // runPipeline mirrors items through two jobq pools chained with Then and
 // streamed with Map: fetch (HTTP GET with retries, backoff and per-attempt
-// timeouts, fetchWorkers at once) and digest (SHA-256 and a line count,
-// digestWorkers at once), aggregating in the calling goroutine. When ctx
+// timeouts, cfg.workers at once) and digest (SHA-256 and a line count,
+// cfg.digestWorkers at once), aggregating in the calling goroutine. When ctx
 // ends it stops, and returns what it had, marked interrupted. onStart, when
 // set, is called with the live counts before the first item is submitted;
 // afterItem after each item has ended.
@@ -245,9 +245,15 @@ func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onSt
 			run.digest.observe(it.digest.end(succeeded, nil, now))
 			run.agg.add(it.key, d.digest, now.Sub(it.fetch.submitted))
 		case errors.As(err, &ie):
-			// Only fetch can fail: digest has no error to return.
+			// Digest returns no error, but a panic would end it so.
 			it := items[ie.Index]
-			run.fetch.observe(it.fetch.end(failed, ie.Err, now))
+			if it.digest.attempted() {
+				run.fetch.observe(it.fetch.end(succeeded, nil, now))
+				it.digest.submit(it.fetch.lastEnd())
+				run.digest.observe(it.digest.end(failed, ie.Err, now))
+			} else {
+				run.fetch.observe(it.fetch.end(failed, ie.Err, now))
+			}
 			run.agg.fail(it.key, ie.Err)
 		default:
 			// ctx has ended: the stream's last pair.

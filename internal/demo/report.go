@@ -183,9 +183,7 @@ func printTotals(w io.Writer, s *summary) {
 	}
 	by, n := r.fetch.absorbed()
 	fmt.Fprintf(tw, "absorbed\t%s retries: %s\n", commas(int64(n)), causes(by, "none"))
-	r.fetch.mu.Lock()
-	fmt.Fprintf(tw, "failed\t%s\n", causes(r.fetch.failures, "none"))
-	r.fetch.mu.Unlock()
+	fmt.Fprintf(tw, "failed\t%s\n", causes(failures(r), "none"))
 	sc := s.storePipeline
 	fmt.Fprintf(tw, "store\t%s requests: %s served, %s 503s, %s stalled, %s not found\n",
 		commas(sc.requests), commas(sc.served), commas(sc.unavailable), commas(sc.stalled), commas(sc.missing))
@@ -216,6 +214,23 @@ func checkSample(a *aggregate, b *baseline) string {
 		return fmt.Sprintf("MISMATCH: %d of the baseline's %d objects differ from the pipeline's", bad, b.done)
 	}
 	return fmt.Sprintf("the baseline's %d objects match the pipeline's", b.done)
+}
+
+// failures counts the objects that failed for good, by cause; those that
+// failed in digest (a panic) have the stage's name before their cause.
+func failures(r *pipelineRun) map[string]int {
+	by := make(map[string]int)
+	for _, st := range []*stageStats{r.fetch, r.digest} {
+		st.mu.Lock()
+		for c, n := range st.failures {
+			if st != r.fetch {
+				c = st.name + ": " + c
+			}
+			by[c] += n
+		}
+		st.mu.Unlock()
+	}
+	return by
 }
 
 // causes formats counts by cause, the largest first.

@@ -75,6 +75,13 @@ func (c *stageClock) attempt(start, stop time.Time) {
 	c.mu.Unlock()
 }
 
+// attempted reports whether an attempt has run.
+func (c *stageClock) attempted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attempts > 0
+}
+
 // lastEnd returns when the latest attempt ended (zero if none ran).
 func (c *stageClock) lastEnd() time.Time {
 	c.mu.Lock()
