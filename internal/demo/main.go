@@ -137,7 +137,7 @@ func mirror(ctx context.Context, cfg config, start time.Time, prog *progress) (*
 	switch {
 	case cfg.generate > 0:
 		objs = newGenObjects(cfg.generate, cfg.seed)
-		s.source = fmt.Sprintf("%d generated objects", cfg.generate)
+		s.source = "a generated tree"
 	default:
 		d, err := newDirObjects(cfg.dir)
 		if err != nil {
@@ -216,7 +216,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.stallRate, "stall-rate", 0.01, "share of requests the store never answers")
 	fs.IntVar(&cfg.sample, "sample", 200, "objects in the sequential baseline's sample (0: no baseline)")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the store's faults and latencies, and of the sample")
-	fs.BoolVar(&cfg.ordered, "ordered", false, "yield results in listing order (jobq.Ordered)")
+	fs.BoolVar(&cfg.ordered, "ordered", false, "yield results in listing order (jobq.Ordered; slower: a stalled object holds back those behind it)")
 	fs.IntVar(&cfg.maxFailures, "max-failures", 0, "objects that may fail for good with exit status 0 (-1: any)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
