@@ -164,7 +164,12 @@ type Queue[In, Out any] struct {
 type call[Out any] struct {
 	id     string
 	want   bool      // a Result awaits it (not Go)
-	sentAt time.Time // when published, for PublishTimeout
+	keyed  bool      // its ID is the submitter's key
+	sentAt time.Time // when first published, for PublishTimeout
+	// Guarded by Queue.mu while the acknowledgement is awaited:
+	msg    *nats.Msg // kept to publish again; nil once acknowledged
+	lastAt time.Time // when last published
+	resent bool
 	// Guarded by Queue.mu:
 	seq      uint64 // the job message's stream sequence, once acknowledged
 	settles  []func(Out, error) bool
@@ -358,15 +363,17 @@ func (q *Queue[In, Out]) submit(ctx context.Context, key string, in In, pol []jo
 	id := key
 	if id == "" {
 		id = nuid.Next()
-	} else {
-		msg.Header.Set(nats.MsgIdHdr, key)
 	}
+	// Every job is published with its ID as the message ID, so that a
+	// submission can be published again when its acknowledgement is
+	// late (a server restarting): the server stores it once.
+	msg.Header.Set(nats.MsgIdHdr, id)
 	msg.Header.Set(hdrID, id)
 	if want {
 		msg.Header.Set(hdrClient, q.client)
 	}
 
-	c := &call[Out]{id: id, want: want}
+	c := &call[Out]{id: id, want: want, keyed: key != ""}
 	var r *jobq.Result[Out]
 	if want {
 		var settle func(Out, error) bool
@@ -410,6 +417,8 @@ func (q *Queue[In, Out]) submit(ctx context.Context, key string, in In, pol []jo
 	q.pubN++
 	n := q.pubN
 	c.sentAt = time.Now()
+	c.lastAt = c.sentAt
+	c.msg = msg
 	q.byPub[n] = c
 	if want {
 		q.byID[id] = c
@@ -417,7 +426,10 @@ func (q *Queue[In, Out]) submit(ctx context.Context, key string, in In, pol []jo
 	q.mu.Unlock()
 
 	msg.Reply = q.inbox + "." + strconv.FormatUint(n, 10)
-	if err := q.nc.PublishMsg(msg); err != nil {
+	q.mu.Lock() // the watcher may publish it again meanwhile
+	err = q.nc.PublishMsg(msg)
+	q.mu.Unlock()
+	if err != nil {
 		q.mu.Lock()
 		delete(q.byPub, n)
 		if q.byID[id] == c {
@@ -462,9 +474,14 @@ func (q *Queue[In, Out]) onPubAck(m *nats.Msg) {
 	q.mu.Lock()
 	c := q.byPub[n]
 	delete(q.byPub, n)
+	var resent bool
+	if c != nil {
+		c.msg = nil
+		resent = c.resent
+	}
 	q.mu.Unlock()
 	if c == nil {
-		return // timed out already
+		return // timed out already, or acknowledged by an earlier copy
 	}
 	<-q.slots
 	var ack pubAck
@@ -481,6 +498,10 @@ func (q *Queue[In, Out]) onPubAck(m *nats.Msg) {
 		q.mu.Unlock()
 		q.finish(c, fmt.Errorf("jetstream: job refused by the server: %s", msg))
 		return
+	}
+	if ack.Duplicate && resent && c.id != "" && !c.keyed {
+		// This Queue's own copy stored before: no duplicate at all.
+		ack.Duplicate = false
 	}
 	if !ack.Duplicate {
 		q.submitted.Add(1)
@@ -684,14 +705,19 @@ func (q *Queue[In, Out]) deleteJob(seq uint64) {
 	}()
 }
 
-// watch fails submissions whose acknowledgement is overdue, and after a
+// resendAfter is how long a submission's acknowledgement is awaited before
+// the job is published again.
+const resendAfter = 500 * time.Millisecond
+
+// watch publishes again submissions whose acknowledgement is late, fails
+// those whose acknowledgement is overdue, and after a
 // reconnect looks up the stored results that may have been published while
 // this Queue was disconnected.
 func (q *Queue[In, Out]) watch() {
 	defer q.bg.Done()
 	status := q.nc.StatusChanged(nats.CONNECTED)
 	defer q.nc.RemoveStatusListener(status)
-	tick := time.NewTicker(max(q.cfg.PublishTimeout/4, 10*time.Millisecond))
+	tick := time.NewTicker(min(max(q.cfg.PublishTimeout/4, 10*time.Millisecond), resendAfter/2))
 	defer tick.Stop()
 	for {
 		select {
@@ -703,6 +729,13 @@ func (q *Queue[In, Out]) watch() {
 			var late []*call[Out]
 			q.mu.Lock()
 			for n, c := range q.byPub {
+				if c.msg != nil && now.Sub(c.lastAt) >= resendAfter && now.Sub(c.sentAt) <= q.cfg.PublishTimeout {
+					// Lost on the way, or its acknowledgement was:
+					// the server drops a copy it has stored.
+					c.lastAt, c.resent = now, true
+					q.nc.PublishMsg(c.msg)
+					continue
+				}
 				if now.Sub(c.sentAt) > q.cfg.PublishTimeout {
 					delete(q.byPub, n)
 					if q.byID[c.id] == c {
