@@ -57,6 +57,8 @@ type Server struct {
 	ns     *server.Server
 	unlock func()
 	dir    string
+	host   string
+	port   int
 	once   sync.Once
 }
 
@@ -117,28 +119,27 @@ func Start(o Options) (*Server, error) {
 		unlock()
 		return nil, fmt.Errorf("embedded: server not ready after %v", wait)
 	}
-	return &Server{ns: ns, unlock: unlock, dir: o.Dir}, nil
+	srv := &Server{ns: ns, unlock: unlock, dir: o.Dir}
+	if addr, ok := ns.Addr().(*net.TCPAddr); ok && addr != nil {
+		srv.host, srv.port = addr.IP.String(), addr.Port
+	}
+	return srv, nil
 }
 
 // URL returns the address clients in other processes connect to, such as
-// nats://127.0.0.1:4222, or "" when the server does not listen.
+// nats://127.0.0.1:4222, or "" when the server does not listen. It stays
+// the same after Shutdown.
 func (s *Server) URL() string {
-	addr, ok := s.ns.Addr().(*net.TCPAddr)
-	if !ok || addr == nil {
+	if s.port == 0 {
 		return ""
 	}
-	return "nats://" + net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port))
+	return "nats://" + net.JoinHostPort(s.host, strconv.Itoa(s.port))
 }
 
 // Port returns the port the server listens on, or 0 when it does not
 // listen; pass it to a later Start on the same folder to let clients
 // reconnect to the restarted server.
-func (s *Server) Port() int {
-	if addr, ok := s.ns.Addr().(*net.TCPAddr); ok && addr != nil {
-		return addr.Port
-	}
-	return 0
-}
+func (s *Server) Port() int { return s.port }
 
 // Dir returns the store folder.
 func (s *Server) Dir() string { return s.dir }
