@@ -508,3 +508,46 @@ func TestQueueIsAStageForMapAndThen(t *testing.T) {
 		t.Fatalf("%d items", i)
 	}
 }
+
+func TestGoRunsWithoutAResult(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	done := make(chan int, 10)
+	w := serve(t, q, 2, func(ctx context.Context, in int) (int, error) {
+		if in < 0 {
+			return 0, errors.New("negative")
+		}
+		done <- in
+		return in, nil
+	})
+	for i := range 5 {
+		if err := q.Go(context.Background(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Go(context.Background(), -1); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		<-done
+	}
+	eventually(t, "the failed job to be dead-lettered", func() bool { return w.Metrics().Failed == 1 })
+	if dl, _ := q.DeadLetters(context.Background(), 0); len(dl) != 1 || dl[0].Input != -1 {
+		t.Errorf("dead letters %+v", dl)
+	}
+	if err := q.Go(context.Background(), 1, jobq.Policy{RetryIf: func(error) bool { return false }}); !errors.Is(err, jetstream.ErrUnsupportedPolicy) {
+		t.Errorf("Go with RetryIf: %v", err)
+	}
+}
+
+func TestClosedQueueRefusesSubmissions(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	q.Close()
+	if _, err := q.TrySubmit(context.Background(), 1); !errors.Is(err, jobq.ErrClosed) {
+		t.Errorf("TrySubmit after Close: %v", err)
+	}
+	if err := q.Go(context.Background(), 1); !errors.Is(err, jobq.ErrClosed) {
+		t.Errorf("Go after Close: %v", err)
+	}
+}

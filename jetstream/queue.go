@@ -73,7 +73,10 @@ type Config struct {
 	MaxDeliver int
 	// ResultTTL is how long results stay fetchable by job ID; 24h.
 	ResultTTL time.Duration
-	// DedupWindow is how long a submission key is remembered; 2m.
+	// DedupWindow is how long a submission key (or, for a submission
+	// without one, its job ID) is remembered; 2m. Keep it longer than
+	// PublishTimeout: a submission is published again while its
+	// acknowledgement is late, and the server must drop the copies.
 	DedupWindow time.Duration
 	// MaxPending bounds this Queue's submissions awaiting the server's
 	// acknowledgement: Submit waits for room, TrySubmit and Go fail with
@@ -290,9 +293,11 @@ func Open[In, Out any](ctx context.Context, nc *nats.Conn, cfg Config) (*Queue[I
 // before the Result completes, the job is cancelled as by Cancel; ctx's
 // values do not travel.
 //
-// Cost: one publish, and its acknowledgement, and the result message back;
-// about 6 allocations plus the codec's. Measured on 2 cores with an embedded
-// server, a lone job takes about 0.3 ms from Submit to its Result.
+// Cost: one publish and its acknowledgement, and the result message back.
+// Measured on 2 cores with an embedded server (BenchmarkLoneJob,
+// BenchmarkSubmitAwait), a lone job takes about 0.1 ms from Submit to its
+// Result (p50; p99 about 1 ms), and about 21,000 jobs/s go end to end with
+// 256 in flight.
 func (q *Queue[In, Out]) Submit(ctx context.Context, in In, pol ...jobq.Policy) *jobq.Result[Out] {
 	_, r, _ := q.submit(ctx, "", in, pol, true, true)
 	return r
@@ -327,7 +332,8 @@ func (q *Queue[In, Out]) Enqueue(ctx context.Context, key string, in In, pol ...
 // policy's error. A refusal by the server comes later and counts in
 // Metrics.Rejected.
 //
-// Cost: one publish and its acknowledgement.
+// Cost: one publish and its acknowledgement; about 34,000 jobs/s on 2
+// cores with an embedded server (BenchmarkGo).
 func (q *Queue[In, Out]) Go(ctx context.Context, in In, pol ...jobq.Policy) error {
 	_, _, err := q.submit(ctx, "", in, pol, false, false)
 	return err
