@@ -551,3 +551,22 @@ func TestClosedQueueRefusesSubmissions(t *testing.T) {
 		t.Errorf("Go after Close: %v", err)
 	}
 }
+
+func TestScheduledRetriesInARow(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var rn runs
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		if rn.add(ctx) < 3 {
+			return 0, jobq.RetryAfter(time.Second, errors.New("not yet"))
+		}
+		return in, nil
+	})
+	id, r, _ := q.Enqueue(context.Background(), "", 9, jobq.Policy{MaxAttempts: 3})
+	if v, err := await[int](t, r); err != nil || v != 9 {
+		t.Fatalf("got %d, %v", v, err)
+	}
+	if got := rn.of(id); len(got) != 3 || got[2] != 3 {
+		t.Errorf("attempts %v, want [1 2 3]", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -479,9 +480,7 @@ func (w *Worker[In, Out]) retry(h *hold, j jobHeader, m jetstream.Msg, pol jobq.
 	w.retried.Add(1)
 
 	next := nats.NewMsg(w.q.subj.jobs)
-	for key, v := range m.Headers() {
-		next.Header[key] = v
-	}
+	copyJobHeaders(next.Header, m.Headers())
 	next.Header.Set(hdrRuns, strconv.Itoa(k))
 	next.Header.Set(hdrFails, strconv.Itoa(j.fails+1))
 	next.Header.Set(hdrErrors, encodeErrs(append(j.errs, toWire(err, false))))
@@ -533,6 +532,17 @@ func (w *Worker[In, Out]) retry(h *hold, j jobHeader, m jetstream.Msg, pol jobq.
 	return true
 }
 
+// copyJobHeaders copies the job's own headers from src to dst, leaving out
+// the server's (Nats-…): a message the scheduler fired carries headers that
+// a client may not publish.
+func copyJobHeaders(dst, src nats.Header) {
+	for key, v := range src {
+		if !strings.HasPrefix(key, "Nats-") {
+			dst[key] = v
+		}
+	}
+}
+
 // outcome ends a job whose run k failed with err and will not be retried.
 func (w *Worker[In, Out]) outcome(h *hold, j jobHeader, m jetstream.Msg, pol jobq.Policy, k int, err error) {
 	if pol.MaxAttempts > 1 && retryable(&pol, err) {
@@ -547,10 +557,7 @@ func (w *Worker[In, Out]) fail(h *hold, j jobHeader, m jetstream.Msg, k int, err
 	werr := toWire(err, true)
 	b, _ := json.Marshal(werr)
 	dead := nats.NewMsg(w.q.subj.dead + j.id)
-	for key, v := range m.Headers() {
-		dead.Header[key] = v
-	}
-	dead.Header.Del(nats.MsgIdHdr)
+	copyJobHeaders(dead.Header, m.Headers())
 	dead.Header.Set(hdrAttempts, strconv.Itoa(k))
 	dead.Header.Set(hdrErrors, string(b))
 	dead.Data = m.Data()
