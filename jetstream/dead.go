@@ -61,7 +61,10 @@ func (q *Queue[In, Out]) DeadLetters(ctx context.Context, limit int) ([]DeadLett
 	return out, nil
 }
 
-// DeleteDeadLetter removes the dead letter with sequence seq.
+// DeleteDeadLetter removes the dead letter with sequence seq (see
+// DeadLetter.Seq); it returns the server's error when there is none.
+//
+// Cost: one request.
 func (q *Queue[In, Out]) DeleteDeadLetter(ctx context.Context, seq uint64) error {
 	return q.dead.DeleteMsg(ctx, seq)
 }

@@ -307,6 +307,8 @@ func (q *Queue[In, Out]) Submit(ctx context.Context, in In, pol ...jobq.Policy) 
 // await acknowledgement it returns jobq.ErrQueueFull at once. The Result
 // returned with an error has completed with it; a Result returned without
 // one may still fail later, as Submit's.
+//
+// Cost: Submit's.
 func (q *Queue[In, Out]) TrySubmit(ctx context.Context, in In, pol ...jobq.Policy) (*jobq.Result[Out], error) {
 	_, r, err := q.submit(ctx, "", in, pol, false, true)
 	return r, err
@@ -798,6 +800,9 @@ func (q *Queue[In, Out]) sweep() {
 // outcome later with Result), and later submissions fail likewise. Workers
 // started with Serve are not stopped: shut them down first. The connection
 // is left open. Close is idempotent and returns nil.
+//
+// Cost: it waits for this Queue's requests in flight (a cancelled job's
+// deletion, a result lookup), each bounded by PublishTimeout.
 func (q *Queue[In, Out]) Close() error {
 	q.mu.Lock()
 	if q.closed {

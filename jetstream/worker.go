@@ -128,7 +128,7 @@ func (q *Queue[In, Out]) Serve(workers int, h jobq.Handler[In, Out], pol ...jobq
 		q: q, h: h, def: def, n: workers, cons: cons,
 		buf:      make(chan jetstream.Msg, prefetch),
 		credits:  make(chan struct{}, prefetch),
-		fetchFor: min(max(q.cfg.Lease/2, 50*time.Millisecond), time.Second),
+		fetchFor: min(max(q.cfg.Lease/2, 50*time.Millisecond), 250*time.Millisecond),
 		fetched:  make(chan struct{}),
 		stopCh:   make(chan struct{}),
 		drained:  make(chan struct{}),
@@ -608,6 +608,12 @@ func (w *Worker[In, Out]) release(h *hold) {
 // handlers' ctx is cancelled, their jobs are handed back to run again
 // elsewhere (their outcome, when they return, is dropped), and it returns
 // ctx.Err(). Shutdown may be called more than once; the queue stays open.
+//
+// A job handed back is delivered again, and that delivery counts: the next
+// run's Attempt is one higher, and it counts toward Config.MaxDeliver.
+//
+// Cost: up to min(Lease/2, 250ms) waiting for the open pull request to end,
+// then the running handlers' time.
 func (w *Worker[In, Out]) Shutdown(ctx context.Context) error {
 	w.once.Do(func() {
 		close(w.stopCh)
@@ -685,11 +691,17 @@ func (w *Worker[In, Out]) handBack() {
 	}
 }
 
-// Close is Shutdown(context.Background()).
-func (w *Worker[In, Out]) Close() error { return w.Shutdown(context.Background()) }
+// Close is Shutdown(context.Background()): it returns once every running
+// handler has returned, and always returns nil.
+func (w *Worker[In, Out]) Close() error {
+	w.Shutdown(context.Background())
+	return nil
+}
 
 // HandedBack reports how many fetched jobs this worker handed back to the
 // server without an outcome (at Shutdown).
+//
+// Cost: one atomic load.
 func (w *Worker[In, Out]) HandedBack() uint64 { return w.handedBack.Load() }
 
 // Metrics reports this worker's side, as jobq.Metrics: Submitted counts the

@@ -149,6 +149,8 @@ func (s *Server) Dir() string { return s.dir }
 // to nats.Connect. A connection made this way cannot follow the server
 // across a restart (it is tied to this Server); use nats.Connect(s.URL())
 // for that.
+//
+// Cost: one in-memory pipe instead of a socket; about 0.1 ms to connect.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns)}, opts...)
 	return nats.Connect("", opts...)
@@ -157,6 +159,8 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 // Shutdown stops the server, waits until it has stopped and its store is
 // closed, and releases the folder's lock. Clients see their connection
 // drop. It is idempotent.
+//
+// Cost: a few milliseconds, and the store's final flush.
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
