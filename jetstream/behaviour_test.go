@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/seed-bb9ff1e7/jobq"
 	"github.com/seed-bb9ff1e7/jobq/jetstream"
@@ -568,5 +569,58 @@ func TestScheduledRetriesInARow(t *testing.T) {
 	}
 	if got := rn.of(id); len(got) != 3 || got[2] != 3 {
 		t.Errorf("attempts %v, want [1 2 3]", got)
+	}
+}
+
+func TestCancelDuringRetryDelayDropsTheRetry(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var rn runs
+	w := serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		rn.add(ctx)
+		return 0, jobq.RetryAfter(800*time.Millisecond, errors.New("later"))
+	})
+	r := q.Submit(context.Background(), 1, jobq.Policy{MaxAttempts: 2})
+	eventually(t, "the retry to be scheduled", func() bool { return w.Metrics().Retried == 1 })
+	r.Cancel()
+	if _, err := r.Await(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("after Cancel: %v", err)
+	}
+	eventually(t, "the worker to drop the retry", func() bool { return w.Metrics().Canceled == 1 })
+	if n := rn.total(); n != 1 {
+		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+func TestTrySubmitAndGoFailFastWhileAcknowledgementsAreAwaited(t *testing.T) {
+	s := testServer(t)
+	nc, err := nats.Connect(s.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cfg := testConfig()
+	cfg.MaxPending = 1
+	cfg.PublishTimeout = time.Minute
+	q := open[int, int](t, nc, cfg)
+	s.Shutdown() // no acknowledgement will come
+	first := q.Submit(context.Background(), 1)
+	if _, err := q.TrySubmit(context.Background(), 2); !errors.Is(err, jobq.ErrQueueFull) {
+		t.Errorf("TrySubmit: %v, want ErrQueueFull", err)
+	}
+	if err := q.Go(context.Background(), 3); !errors.Is(err, jobq.ErrQueueFull) {
+		t.Errorf("Go: %v, want ErrQueueFull", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := q.Submit(ctx, 4).Await(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Submit waiting for room: %v, want its ctx's error", err)
+	}
+	q.Close()
+	if _, err := first.Await(context.Background()); !errors.Is(err, jobq.ErrClosed) {
+		t.Errorf("unacknowledged job after Close: %v", err)
+	}
+	if m := q.Metrics(); m.Rejected != 3 || m.Submitted != 0 {
+		t.Errorf("metrics %+v", m)
 	}
 }

@@ -238,13 +238,26 @@ func (w *Worker[In, Out]) onCancel(m *nats.Msg) {
 	id := m.Subject[len(w.q.subj.cancel):]
 	w.mu.Lock()
 	w.canceled[id] = time.Now()
-	if h := w.byID[id]; h != nil {
+	h := w.byID[id]
+	var dropped bool
+	if h != nil {
 		h.canceled = true
 		if h.cancel != nil {
 			h.cancel()
 		}
+		// Waiting out a short retry delay: the retry never happens.
+		if h.retry != nil && h.timer.Stop() {
+			h.retry = nil
+			dropped = true
+		}
 	}
 	w.mu.Unlock()
+	if dropped {
+		h.m.Ack()
+		w.canceledN.Add(1)
+		w.release(h)
+		w.timers.Done() // the stopped timer's
+	}
 }
 
 // heartbeat extends the lease of every message held for a while, and
