@@ -297,9 +297,6 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		return
 	}
 	j, herr := parseJobHeader(m.Headers())
-	if debugf != nil {
-		debugf("process %s delivered %d", j.id, md.NumDelivered)
-	}
 	h := &hold{m: m, id: j.id, beat: time.Now()}
 	w.mu.Lock()
 	if _, ok := w.canceled[j.id]; ok && herr == nil {
@@ -356,9 +353,13 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		w.fail(h, j, m, k, jobq.Permanent(fmt.Errorf("%w: decode input: %v", ErrCodec, err)))
 		return
 	}
+	// cancel is Cancel's and Shutdown's; the deadline, if any, sits below.
 	ctx, cancel := context.WithCancel(context.WithValue(w.base, runKey{}, &runInfo{id: j.id, attempt: k}))
+	defer cancel()
 	if !dl.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, dl)
+		var stop context.CancelFunc
+		ctx, stop = context.WithDeadline(ctx, dl)
+		defer stop()
 	}
 	w.mu.Lock()
 	h.cancel = cancel
@@ -370,7 +371,6 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 	w.running.Add(1)
 	out, err := w.call(ctx, in)
 	w.running.Add(-1)
-	cancel()
 
 	w.mu.Lock()
 	h.cancel = nil
@@ -679,8 +679,6 @@ func (w *Worker[In, Out]) Shutdown(ctx context.Context) error {
 }
 
 // handBack returns to the server the messages fetched and not started.
-var debugf func(string, ...any)
-
 func (w *Worker[In, Out]) handBack() {
 	w.mu.Lock()
 	back := w.back
@@ -696,9 +694,6 @@ func (w *Worker[In, Out]) handBack() {
 		break
 	}
 	for _, m := range back {
-		if debugf != nil {
-			debugf("hand back %s", m.Headers().Get(hdrID))
-		}
 		m.Nak()
 		w.handedBack.Add(1)
 	}
