@@ -624,3 +624,24 @@ func TestTrySubmitAndGoFailFastWhileAcknowledgementsAreAwaited(t *testing.T) {
 		t.Errorf("metrics %+v", m)
 	}
 }
+
+func TestForeignMessageGoesToDeadLetter(t *testing.T) {
+	s := testServer(t)
+	nc, cfg := connect(t, s), testConfig()
+	q := open[int, int](t, nc, cfg)
+	w := serve(t, q, 1, func(ctx context.Context, in int) (int, error) { return in, nil })
+	if err := nc.Publish("jobq."+cfg.Name+".jobs", []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the foreign message to be dead-lettered", func() bool { return w.Metrics().Failed == 1 })
+	dl, err := q.DeadLetters(context.Background(), 0)
+	if err != nil || len(dl) != 1 || dl[0].Input != 7 || !strings.HasPrefix(dl[0].ID, "seq-") {
+		t.Fatalf("dead letters %+v, %v", dl, err)
+	}
+	if err := q.DeleteDeadLetter(context.Background(), dl[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if dl, _ := q.DeadLetters(context.Background(), 0); len(dl) != 0 {
+		t.Errorf("after DeleteDeadLetter: %+v", dl)
+	}
+}

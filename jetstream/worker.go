@@ -297,6 +297,11 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		return
 	}
 	j, herr := parseJobHeader(m.Headers())
+	if j.id == "" || !keyRE.MatchString(j.id) {
+		// Not published by a Queue: dead-lettered under its sequence.
+		j.id = "seq-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		j.client = ""
+	}
 	h := &hold{m: m, id: j.id, beat: time.Now()}
 	w.mu.Lock()
 	if _, ok := w.canceled[j.id]; ok && herr == nil {
@@ -499,9 +504,10 @@ func (w *Worker[In, Out]) retry(h *hold, j jobHeader, m jetstream.Msg, pol jobq.
 	next.Header.Set(hdrErrors, encodeErrs(append(j.errs, toWire(err, false))))
 	next.Header.Set(hdrStart, strconv.FormatInt(j.start.UnixNano(), 10))
 	next.Header.Set(hdrPrev, strconv.FormatInt(int64(delay), 10))
-	// A crash between this publish and the ack runs attempt k again, whose
-	// retry then has the same ID: the server drops the second.
-	next.Header.Set(nats.MsgIdHdr, j.id+"-r"+strconv.Itoa(k))
+	// Named by the failure it follows: a crash between this publish and
+	// the ack delivers this message again, and should that run fail too,
+	// its retry has the same ID and the server drops it.
+	next.Header.Set(nats.MsgIdHdr, j.id+"-f"+strconv.Itoa(j.fails+1))
 	next.Data = m.Data()
 	at := time.Now().Add(delay)
 
@@ -571,6 +577,7 @@ func (w *Worker[In, Out]) fail(h *hold, j jobHeader, m jetstream.Msg, k int, err
 	b, _ := json.Marshal(werr)
 	dead := nats.NewMsg(w.q.subj.dead + j.id)
 	copyJobHeaders(dead.Header, m.Headers())
+	dead.Header.Set(hdrID, j.id)
 	dead.Header.Set(hdrAttempts, strconv.Itoa(k))
 	dead.Header.Set(hdrErrors, string(b))
 	dead.Data = m.Data()
