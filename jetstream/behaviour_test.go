@@ -158,13 +158,13 @@ func TestPanicComesBackAsPanicError(t *testing.T) {
 func TestTimeoutLongerThanLeaseKeepsTheJobWithHeartbeats(t *testing.T) {
 	s := testServer(t)
 	cfg := testConfig()
-	cfg.Lease = 300 * time.Millisecond
+	cfg.Lease = 400 * time.Millisecond
 	q := open[int, int](t, connect(t, s), cfg)
 	var rn runs
 	serve(t, q, 2, func(ctx context.Context, in int) (int, error) {
 		rn.add(ctx)
 		select {
-		case <-time.After(1200 * time.Millisecond): // four leases of work
+		case <-time.After(1200 * time.Millisecond): // three leases of work
 			return in, nil
 		case <-ctx.Done():
 			return 0, ctx.Err()

@@ -19,30 +19,37 @@ type backend struct {
 	// atLeastOnce: a job may run more than once (after a lost lease);
 	// the pool runs each attempt once.
 	atLeastOnce bool
-	start       func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error)
+	// start returns the stage, its workers' Shutdown, and a function that
+	// returns once a Cancel has reached the workers: at once for the pool,
+	// whose Cancel acts in place; a round trip through the server for the
+	// queue, whose Cancel reaches workers as a message.
+	start func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error, func())
 }
 
 var backends = []backend{
 	{
 		name: "pool",
-		start: func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error) {
+		start: func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error, func()) {
 			p := jobq.New(workers, h)
 			t.Cleanup(func() { p.Close() })
-			return p, p.Shutdown
+			return p, p.Shutdown, func() {}
 		},
 	},
 	{
 		name:        "jetstream",
 		atLeastOnce: true,
-		start: func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error) {
+		start: func(t *testing.T, workers int, h jobq.Handler[int, int]) (jobq.Stage[int, int], func(context.Context) error, func()) {
 			s := testServer(t)
-			q := open[int, int](t, connect(t, s), testConfig())
+			nc := connect(t, s)
+			q := open[int, int](t, nc, testConfig())
 			w, err := q.Serve(workers, h)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { w.Close() })
-			return q, w.Shutdown
+			// The workers share nc: its round trip sees the
+			// cancellation delivered to them.
+			return q, w.Shutdown, func() { nc.Flush() }
 		},
 	},
 }
@@ -62,7 +69,7 @@ func TestConformance(t *testing.T) {
 func conformEndsOnce(t *testing.T, b backend) {
 	var mu sync.Mutex
 	seen := map[int]int{}
-	st, _ := b.start(t, 4, func(ctx context.Context, in int) (int, error) {
+	st, _, _ := b.start(t, 4, func(ctx context.Context, in int) (int, error) {
 		mu.Lock()
 		seen[in]++
 		mu.Unlock()
@@ -91,7 +98,7 @@ func conformEndsOnce(t *testing.T, b backend) {
 
 func conformPolicies(t *testing.T, b backend) {
 	var calls sync.Map // input -> *atomic.Int32
-	st, _ := b.start(t, 4, func(ctx context.Context, in int) (int, error) {
+	st, _, _ := b.start(t, 4, func(ctx context.Context, in int) (int, error) {
 		c, _ := calls.LoadOrStore(in, new(atomic.Int32))
 		n := c.(*atomic.Int32).Add(1)
 		switch in {
@@ -141,7 +148,7 @@ func conformPolicies(t *testing.T, b backend) {
 func conformCancelQueued(t *testing.T, b backend) {
 	started, gate := make(chan struct{}), make(chan struct{})
 	var ranQueued atomic.Bool
-	st, _ := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
+	st, _, reached := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
 		if in == 0 {
 			close(started)
 			<-gate
@@ -159,6 +166,7 @@ func conformCancelQueued(t *testing.T, b backend) {
 	if _, err := queued.Await(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled queued job: %v", err)
 	}
+	reached()
 	close(gate)
 	if _, err := await[int](t, first); err != nil {
 		t.Fatal(err)
@@ -173,7 +181,7 @@ func conformCancelQueued(t *testing.T, b backend) {
 
 func conformCancelRunning(t *testing.T, b backend) {
 	started, seen := make(chan struct{}), make(chan error, 1)
-	st, _ := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
+	st, _, _ := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
 		close(started)
 		<-ctx.Done()
 		seen <- ctx.Err()
@@ -192,7 +200,7 @@ func conformCancelRunning(t *testing.T, b backend) {
 
 func conformShutdown(t *testing.T, b backend) {
 	started, gate := make(chan struct{}), make(chan struct{})
-	st, shutdown := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
+	st, shutdown, _ := b.start(t, 1, func(ctx context.Context, in int) (int, error) {
 		close(started)
 		<-gate
 		return in, nil
