@@ -251,7 +251,8 @@ func TestCancelQueuedJobNeverRuns(t *testing.T) {
 	js, _ := natsjs.New(nc)
 	eventually(t, "the job's message to be deleted", func() bool {
 		st, err := js.Stream(context.Background(), "JOBQ_"+cfg.Name)
-		return err == nil && st.CachedInfo().State.Msgs == 0
+		// Stored, then deleted.
+		return err == nil && st.CachedInfo().State.LastSeq == 1 && st.CachedInfo().State.Msgs == 0
 	})
 	var rn runs
 	serve(t, q, 2, func(ctx context.Context, in string) (string, error) {
