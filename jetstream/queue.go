@@ -654,8 +654,8 @@ func (q *Queue[In, Out]) follow(c *call[Out]) {
 	}
 	c.sub = sub
 	q.follows[c] = struct{}{}
+	q.bg.Add(1) // under mu: Close waits for it once closed is set
 	q.mu.Unlock()
-	q.bg.Add(1)
 	go func() {
 		defer q.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.PublishTimeout)
@@ -677,7 +677,9 @@ func (q *Queue[In, Out]) follow(c *call[Out]) {
 // workers are told, and the job message is deleted if it is known.
 func (q *Queue[In, Out]) cancel(c *call[Out]) {
 	q.mu.Lock()
-	if c.canceled {
+	if c.canceled || c.done {
+		// Done already: its ctx ended as it completed, and the
+		// stored outcome stands.
 		q.mu.Unlock()
 		return
 	}
@@ -705,7 +707,13 @@ func (q *Queue[In, Out]) cancel(c *call[Out]) {
 // deleteJob removes a cancelled job's message, so no worker that has not
 // fetched it ever will.
 func (q *Queue[In, Out]) deleteJob(seq uint64) {
-	q.bg.Add(1)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.bg.Add(1) // under mu: Close waits for it once closed is set
+	q.mu.Unlock()
 	go func() {
 		defer q.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.PublishTimeout)
