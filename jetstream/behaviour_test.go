@@ -646,3 +646,31 @@ func TestForeignMessageGoesToDeadLetter(t *testing.T) {
 		t.Errorf("after DeleteDeadLetter: %+v", dl)
 	}
 }
+
+func TestCancelRemovesAScheduledRetry(t *testing.T) {
+	s := testServer(t)
+	nc, cfg := connect(t, s), testConfig()
+	q := open[int, int](t, nc, cfg)
+	var rn runs
+	w := serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		rn.add(ctx)
+		return 0, jobq.RetryAfter(time.Hour, errors.New("much later"))
+	})
+	r := q.Result(func() string {
+		id, _, err := q.Enqueue(context.Background(), "", 1, jobq.Policy{MaxAttempts: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}()) // a handle by ID, which knows no message to delete
+	eventually(t, "the retry to be scheduled", func() bool { return w.Metrics().Retried == 1 })
+	r.Cancel()
+	js, _ := natsjs.New(nc)
+	eventually(t, "the scheduled retry to be removed", func() bool {
+		st, err := js.Stream(context.Background(), "JOBQ_"+cfg.Name)
+		return err == nil && st.CachedInfo().State.LastSeq == 2 && st.CachedInfo().State.Msgs == 0
+	})
+	if n := rn.total(); n != 1 {
+		t.Errorf("%d runs, want 1", n)
+	}
+}

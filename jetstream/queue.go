@@ -524,7 +524,7 @@ func (q *Queue[In, Out]) onPubAck(m *nats.Msg) {
 	q.mu.Unlock()
 	switch {
 	case canceled:
-		q.deleteJob(ack.Seq)
+		q.deleteJob(c.id, ack.Seq)
 	case ack.Duplicate && c.want && !done:
 		q.follow(c)
 	}
@@ -699,14 +699,13 @@ func (q *Queue[In, Out]) cancel(c *call[Out]) {
 	res.Data = b
 	q.nc.PublishMsg(res) // stored by the results stream; no ack awaited
 	q.nc.Publish(q.subj.cancel+c.id, nil)
-	if seq != 0 {
-		q.deleteJob(seq)
-	}
+	q.deleteJob(c.id, seq)
 }
 
-// deleteJob removes a cancelled job's message, so no worker that has not
-// fetched it ever will.
-func (q *Queue[In, Out]) deleteJob(seq uint64) {
+// deleteJob removes a cancelled job's message (when seq is known) and its
+// scheduled retry, if any, so that no worker that has not fetched them
+// ever will.
+func (q *Queue[In, Out]) deleteJob(id string, seq uint64) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -718,7 +717,10 @@ func (q *Queue[In, Out]) deleteJob(seq uint64) {
 		defer q.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), q.cfg.PublishTimeout)
 		defer cancel()
-		q.jobs.DeleteMsg(ctx, seq) // fails harmlessly when a worker acked it
+		if seq != 0 {
+			q.jobs.DeleteMsg(ctx, seq) // fails harmlessly when a worker acked it
+		}
+		q.jobs.Purge(ctx, jetstream.WithPurgeSubject(q.subj.sched+id))
 	}()
 }
 
