@@ -20,6 +20,12 @@
 // survives any process crash; add SyncAlways (embedded.Options) or replicas
 // against power loss.
 //
+// Cancel on a Result completes it at once with context.Canceled and
+// cancels the job: its message is deleted when this Queue submitted it, its
+// scheduled retry too, and the workers are told; a running handler sees its
+// ctx cancelled, and a worker that holds the job or receives it later (for
+// 10 minutes) never starts it.
+//
 // Run a server in-process with package embedded, or connect to any NATS
 // server or cluster with JetStream enabled.
 package jetstream
