@@ -203,9 +203,14 @@ func Open[In, Out any](ctx context.Context, nc *nats.Conn, cfg Config) (*Queue[I
 	if !nameRE.MatchString(cfg.Name) {
 		panic(fmt.Sprintf("jetstream: Open: cfg.Name must be letters, digits, '-' and '_', got %q", cfg.Name))
 	}
-	if cfg.Lease < 0 || cfg.MaxDeliver < 0 || cfg.ResultTTL < 0 || cfg.DedupWindow < 0 || cfg.MaxPending < 0 ||
-		cfg.PublishTimeout < 0 || cfg.MaxAckPending < 0 || cfg.Replicas < 0 {
-		panic("jetstream: Open: cfg's durations and counts must be >= 0")
+	for name, v := range map[string]int64{
+		"Lease": int64(cfg.Lease), "MaxDeliver": int64(cfg.MaxDeliver), "ResultTTL": int64(cfg.ResultTTL),
+		"DedupWindow": int64(cfg.DedupWindow), "MaxPending": int64(cfg.MaxPending),
+		"PublishTimeout": int64(cfg.PublishTimeout), "MaxAckPending": int64(cfg.MaxAckPending), "Replicas": int64(cfg.Replicas),
+	} {
+		if v < 0 {
+			panic(fmt.Sprintf("jetstream: Open: cfg.%s must be >= 0, got %d", name, v))
+		}
 	}
 	cfg.defaults()
 	js, err := jetstream.New(nc)

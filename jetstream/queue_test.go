@@ -43,3 +43,28 @@ func TestSubmitAwait(t *testing.T) {
 		t.Errorf("metrics %+v", m)
 	}
 }
+
+func TestOpenPanicsOnProgrammerErrors(t *testing.T) {
+	s := testServer(t)
+	nc := connect(t, s)
+	cases := map[string]func(){
+		"nc":        func() { jetstream.Open[int, int](context.Background(), nil, testConfig()) },
+		"cfg.Name":  func() { jetstream.Open[int, int](context.Background(), nc, jetstream.Config{Name: "a.b"}) },
+		"cfg.Lease": func() { jetstream.Open[int, int](context.Background(), nc, jetstream.Config{Name: "x", Lease: -1}) },
+		"workers": func() {
+			open[int, int](t, nc, testConfig()).Serve(0, func(context.Context, int) (int, error) { return 0, nil })
+		},
+		"handler h": func() { open[int, int](t, nc, testConfig()).Serve(1, nil) },
+	}
+	for name, f := range cases {
+		func() {
+			defer func() {
+				r := recover()
+				if msg, _ := r.(string); !strings.Contains(msg, name) {
+					t.Errorf("%s: panic %v, want one naming it", name, r)
+				}
+			}()
+			f()
+		}()
+	}
+}
