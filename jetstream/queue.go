@@ -77,7 +77,10 @@ type Config struct {
 	// before it counts as exhausted by lost leases (crashes) and goes to
 	// the dead-letter stream; 5.
 	MaxDeliver int
-	// ResultTTL is how long results stay fetchable by job ID; 24h.
+	// ResultTTL is how long results stay fetchable by job ID (Result,
+	// and the Results of duplicate submissions); 1h. Each result is a
+	// message on a subject of its own, kept that long: size it to the
+	// rate (at 20,000 jobs/s an hour holds 72 million).
 	ResultTTL time.Duration
 	// DedupWindow is how long a submission key (or, for a submission
 	// without one, its job ID) is remembered; 2m. Keep it longer than
@@ -117,7 +120,7 @@ func (c *Config) defaults() {
 		c.MaxDeliver = 5
 	}
 	if c.ResultTTL == 0 {
-		c.ResultTTL = 24 * time.Hour
+		c.ResultTTL = time.Hour
 	}
 	if c.DedupWindow == 0 {
 		c.DedupWindow = 2 * time.Minute
