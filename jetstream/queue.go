@@ -677,12 +677,30 @@ func (q *Queue[In, Out]) follow(c *call[Out]) {
 		if err := q.nc.FlushWithContext(ctx); err != nil {
 			return // the subscription still sees what comes
 		}
-		m, err := q.results.GetLastMsgForSubject(ctx, subj)
-		if err != nil {
-			return // nothing stored yet
+		// The subscription sees every result published from now on.
+		// One published just before it may have passed it by and not
+		// be stored yet (the stream stores after routing): look again
+		// a little later.
+		for _, wait := range []time.Duration{0, 20 * time.Millisecond, 200 * time.Millisecond} {
+			select {
+			case <-time.After(wait):
+			case <-q.stop:
+				return
+			}
+			q.mu.Lock()
+			done := c.done
+			q.mu.Unlock()
+			if done {
+				return
+			}
+			m, err := q.results.GetLastMsgForSubject(ctx, subj)
+			if err != nil {
+				continue // nothing stored yet
+			}
+			v, err := q.decodeResult(m.Header, m.Data)
+			q.finishWith(c, v, err)
+			return
 		}
-		v, err := q.decodeResult(m.Header, m.Data)
-		q.finishWith(c, v, err)
 	}()
 }
 
@@ -752,13 +770,21 @@ func (q *Queue[In, Out]) watch() {
 	defer q.nc.RemoveStatusListener(status)
 	tick := time.NewTicker(min(max(q.cfg.PublishTimeout/4, 10*time.Millisecond), resendAfter/2))
 	defer tick.Stop()
+	var again time.Time // when to sweep again after a reconnect
 	for {
 		select {
 		case <-q.stop:
 			return
 		case <-status:
 			q.sweep()
+			// Once more in a moment, for a result that was on its
+			// way into the stream during the first.
+			again = time.Now().Add(resendAfter)
 		case now := <-tick.C:
+			if !again.IsZero() && now.After(again) {
+				again = time.Time{}
+				q.sweep()
+			}
 			var late []*call[Out]
 			q.mu.Lock()
 			for n, c := range q.byPub {
