@@ -312,8 +312,8 @@ func Open[In, Out any](ctx context.Context, nc *nats.Conn, cfg Config) (*Queue[I
 // Cost: one publish and its acknowledgement, and the result message back.
 // Measured on 2 cores with an embedded server (BenchmarkLoneJob,
 // BenchmarkSubmitAwait), a lone job takes about 0.1 ms from Submit to its
-// Result (p50; p99 about 1 ms), and about 21,000 jobs/s go end to end with
-// 256 in flight.
+// Result (p50; p99 about 1 ms), and 20,000-28,000 jobs/s go end to end
+// with 256 in flight.
 func (q *Queue[In, Out]) Submit(ctx context.Context, in In, pol ...jobq.Policy) *jobq.Result[Out] {
 	_, r, _ := q.submit(ctx, "", in, pol, true, true)
 	return r
@@ -350,8 +350,8 @@ func (q *Queue[In, Out]) Enqueue(ctx context.Context, key string, in In, pol ...
 // policy's error. A refusal by the server comes later and counts in
 // Metrics.Rejected.
 //
-// Cost: one publish and its acknowledgement; about 34,000 jobs/s on 2
-// cores with an embedded server (BenchmarkGo).
+// Cost: one publish and its acknowledgement; 23,000-44,000 jobs/s on 2
+// noisy cores with an embedded server (BenchmarkGo).
 func (q *Queue[In, Out]) Go(ctx context.Context, in In, pol ...jobq.Policy) error {
 	_, _, err := q.submit(ctx, "", in, pol, false, false)
 	return err
