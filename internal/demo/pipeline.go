@@ -1,228 +1,350 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io/fs"
-	"iter"
+	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"slices"
+	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
 	"github.com/seed-bb9ff1e7/jobq"
 )
 
-// faultError is the transient error the read stage injects.
-type faultError struct{}
+// item is one object on its way through the pipeline.
+type item struct {
+	key    string
+	fetch  stageClock
+	digest stageClock
+}
 
-func (faultError) Error() string { return "injected transient fault" }
+// fetched is an object as the fetch stage hands it on.
+type fetched struct {
+	it   *item
+	data []byte
+}
 
-// readPolicy retries the read stage's transient faults quickly, and bounds
-// each attempt.
-func readPolicy() jobq.Policy {
+// digested is what the digest stage makes of it.
+type digested struct {
+	it *item
+	digest
+}
+
+// client gets objects from a store.
+type client struct {
+	http *http.Client
+	base string
+}
+
+// newClient returns a client of the store at base that keeps up to conns
+// connections open, one per worker that may use it at once.
+func newClient(base string, conns int) *client {
+	t := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	return &client{http: &http.Client{Transport: t}, base: base}
+}
+
+// Close closes the client's idle connections.
+func (c *client) Close() { c.http.CloseIdleConnections() }
+
+// get fetches one object. A 503, another 5xx and a broken connection are
+// worth retrying; any other answer is Permanent. When ctx ends first, it
+// returns ctx's error.
+func (c *client) get(ctx context.Context, key string) ([]byte, error) {
+	u := c.base + (&url.URL{Path: "/o/" + key}).EscapedPath()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, jobq.Permanent(err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &connError{err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is reused
+		err := &statusError{code: resp.StatusCode}
+		if resp.StatusCode >= 500 {
+			return nil, err
+		}
+		return nil, jobq.Permanent(err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(max(resp.ContentLength, 0)) + bytes.MinRead)
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &connError{err}
+	}
+	return buf.Bytes(), nil
+}
+
+// fetchPolicy is the fetch stage's policy: a few attempts, exponential
+// backoff with full jitter, and a per-attempt timeout, the one thing that
+// gets a request out of a stall.
+func fetchPolicy(cfg config, onRetry func(int, error, time.Duration)) jobq.Policy {
 	return jobq.Policy{
-		MaxAttempts: 4,
-		Backoff:     jobq.Exponential(time.Millisecond, 50*time.Millisecond),
+		MaxAttempts: cfg.attempts,
+		Backoff:     jobq.Exponential(cfg.backoff, 50*cfg.backoff),
 		Jitter:      jobq.FullJitter,
-		Timeout:     2 * time.Second,
+		Timeout:     cfg.timeout,
+		MaxElapsed:  cfg.maxElapsed,
+		OnRetry:     onRetry,
 	}
 }
 
-// hashPolicy bounds each hash attempt; hashing has nothing to retry.
-func hashPolicy() jobq.Policy {
-	return jobq.Policy{Timeout: 2 * time.Second}
+// aggregate is what the pipeline's consumer makes of the digests.
+type aggregate struct {
+	done, failed int
+	bytes, lines int64
+	digest       [sha256.Size]byte // XOR of the objects' digests: order-independent
+	dirs         map[string]*dirTotal
+	sums         map[string][sha256.Size]byte // by key
+	latencies    []time.Duration              // submission to result, of those done
+	errs         []string                     // the first few failures
+
+	// Live counts, for the progress line.
+	ended, failedN atomic.Int64
 }
 
-// readStage returns the read stage's handler. Each attempt fails with a
-// faultError with probability failRate, before touching the file; a real
-// read error is Permanent, since retrying would not cure it. os.ReadFile
-// takes no ctx, but the pool ends an attempt at its timeout regardless.
-func readStage(failRate float64) jobq.Handler[string, fileData] {
-	return func(_ context.Context, path string) (fileData, error) {
-		if failRate > 0 && rand.Float64() < failRate {
-			return fileData{}, faultError{}
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fileData{}, jobq.Permanent(err)
-		}
-		return fileData{path: path, data: data}, nil
-	}
-}
-
-// hashAndCount is the hash stage's handler.
-func hashAndCount(_ context.Context, f fileData) (fileSum, error) {
-	return summarize(f.path, f.data), nil
-}
-
-// totals aggregates the pipeline's results.
-type totals struct {
-	root      string
-	files     int // files hashed
-	failed    int // files that could not be hashed
-	bytes     int64
-	lines     int64
-	digest    [sha256.Size]byte // XOR of the files' digests: order-independent
-	wall      time.Duration
-	latencies []time.Duration // per file, submission to result
-	dirs      map[string]*dirTotal
-	errs      []error // the first few failures
-	pools     []poolMetrics
-
-	// done and doneBytes mirror files and bytes for the progress line.
-	done, doneBytes atomic.Int64
-}
-
-// dirTotal aggregates the files of one directory (not its subdirectories).
+// dirTotal aggregates the objects under one top-level directory.
 type dirTotal struct {
 	name         string
-	files        int
+	objects      int
 	bytes, lines int64
-}
-
-// poolMetrics names a pool's final metrics.
-type poolMetrics struct {
-	name string
-	m    jobq.Metrics
 }
 
 // maxErrs is how many failures the summary lists.
 const maxErrs = 5
 
-func newTotals(root string, n int) *totals {
-	return &totals{root: root, latencies: make([]time.Duration, 0, n), dirs: make(map[string]*dirTotal)}
-}
-
-// add counts one file that made it through the pipeline.
-func (t *totals) add(s fileSum, latency time.Duration) {
-	t.files++
-	t.bytes += s.size
-	t.lines += s.lines
-	xorInto(&t.digest, s.sum)
-	t.latencies = append(t.latencies, latency)
-	dir := relPath(t.root, filepath.Dir(s.path))
-	d := t.dirs[dir]
-	if d == nil {
-		d = &dirTotal{name: dir}
-		t.dirs[dir] = d
-	}
-	d.files++
-	d.bytes += s.size
-	d.lines += s.lines
-	t.done.Add(1)
-	t.doneBytes.Add(s.size)
-}
-
-// fail counts one file that did not.
-func (t *totals) fail(err error) {
-	t.failed++
-	if len(t.errs) < maxErrs {
-		t.errs = append(t.errs, err)
+func newAggregate(n int) *aggregate {
+	return &aggregate{
+		dirs:      make(map[string]*dirTotal),
+		sums:      make(map[string][sha256.Size]byte, n),
+		latencies: make([]time.Duration, 0, n),
 	}
 }
 
-// clock records when each path enters the pipeline, so that the consumer
-// can measure its latency from submission to result. It needs no lock: Map
-// starts no goroutine, so the whole pipeline, from pulling the paths to
-// consuming the results, runs in the goroutine that ranges over it.
-type clock map[string]time.Time
+// add counts one object that made it through.
+func (a *aggregate) add(key string, d digest, latency time.Duration) {
+	a.done++
+	a.bytes += d.size
+	a.lines += d.lines
+	xorInto(&a.digest, d.sum)
+	a.sums[key] = d.sum
+	a.latencies = append(a.latencies, latency)
+	name := topDir(key)
+	t := a.dirs[name]
+	if t == nil {
+		t = &dirTotal{name: name}
+		a.dirs[name] = t
+	}
+	t.objects++
+	t.bytes += d.size
+	t.lines += d.lines
+	a.ended.Add(1)
+}
 
-// stamp passes seq through, noting when each path is pulled: Map submits an
-// item as soon as it pulls it.
-func (c clock) stamp(seq iter.Seq[string]) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for p := range seq {
-			c[p] = time.Now()
-			if !yield(p) {
-				return
-			}
-		}
+// fail counts one object that did not.
+func (a *aggregate) fail(key string, err error) {
+	a.failed++
+	a.ended.Add(1)
+	a.failedN.Add(1)
+	if len(a.errs) < maxErrs {
+		a.errs = append(a.errs, key+": "+err.Error())
 	}
 }
 
-// since returns the time since path was stamped.
-func (c clock) since(path string) time.Duration {
-	t := c[path]
-	delete(c, path)
-	return time.Since(t)
+// pipelineRun is the outcome of a run of the pipeline.
+type pipelineRun struct {
+	wall        time.Duration
+	agg         *aggregate
+	fetch       *stageStats
+	digest      *stageStats
+	pools       []poolMetrics
+	interrupted bool
 }
 
-// itemError reports whether err is a failed item of a Map stream (the other
-// error a Map stream yields says that its ctx ended).
-func itemError(err error) (*jobq.ItemError, bool) {
-	var ie *jobq.ItemError
-	return ie, errors.As(err, &ie)
+// poolMetrics names a pool's final metrics.
+type poolMetrics struct {
+	name    string
+	workers int
+	m       jobq.Metrics
 }
 
-// namePath returns err, prefixed with path unless it names it already.
-func namePath(err error, path string) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return err
+// live is what the progress line reads while the pipeline runs; it is safe
+// to read from any goroutine.
+type live struct {
+	start     time.Time
+	agg       *aggregate
+	fetch     *stageStats
+	fetchPool *jobq.Pool[*item, *fetched]
+}
+
+// runPipeline mirrors items through two jobq pools chained with Then and
+// streamed with Map: fetch (HTTP GET with retries, backoff and per-attempt
+// timeouts, cfg.workers at once) and digest (SHA-256 and a line count,
+// cfg.digestWorkers at once), aggregating in the calling goroutine. When ctx
+// ends it stops, and returns what it had, marked interrupted. onStart, when
+// set, is called with the live counts before the first item is submitted;
+// afterItem after each item has ended.
+func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onStart func(live), afterItem func(n int)) *pipelineRun {
+	run := &pipelineRun{agg: newAggregate(len(items)), fetch: newStageStats("fetch"), digest: newStageStats("digest")}
+	fetch := jobq.New(cfg.workers, instrument(func(it *item) *stageClock { return &it.fetch },
+		func(ctx context.Context, it *item) (*fetched, error) {
+			data, err := c.get(ctx, it.key)
+			return &fetched{it: it, data: data}, err
+		}), jobq.WithPolicy(fetchPolicy(cfg, run.fetch.onRetry)))
+	defer fetch.Close()
+	dig := jobq.New(cfg.digestWorkers, instrument(func(f *fetched) *stageClock { return &f.it.digest },
+		func(_ context.Context, f *fetched) (digested, error) {
+			return digested{it: f.it, digest: summarize(f.data)}, nil
+		}))
+	defer dig.Close()
+	start := time.Now()
+	if onStart != nil {
+		onStart(live{start, run.agg, run.fetch, fetch})
 	}
-	return fmt.Errorf("%s: %w", path, err)
-}
-
-// runPipeline reads, hashes and counts files through two jobq pools chained
-// with Map, aggregating in the calling goroutine while prog reports. It
-// fails only when ctx ends first.
-func runPipeline(ctx context.Context, cfg config, files []string, prog *progress) (*totals, error) {
-	read := jobq.New(cfg.workers, readStage(cfg.failRate), jobq.WithPolicy(readPolicy()))
-	defer read.Close()
-	hash := jobq.New(cfg.workers, hashAndCount, jobq.WithPolicy(hashPolicy()))
-	defer hash.Close()
 	var opts []jobq.MapOption
 	if cfg.ordered {
 		opts = append(opts, jobq.Ordered())
 	}
+	opts = append(opts, jobq.InFlight(cfg.inFlight))
 
-	tot := newTotals(cfg.dir, len(files))
-	clk := make(clock, len(files))
-	start := time.Now()
-	stop := prog.start(len(files), func() snapshot {
-		r, h := read.Metrics(), hash.Metrics()
-		return snapshot{
-			elapsed: time.Since(start),
-			files:   tot.done.Load(),
-			bytes:   tot.doneBytes.Load(),
-			busy:    r.Running + h.Running,
-			queued:  r.Queued + h.Queued,
-			retries: r.Retried + h.Retried,
+	// Map submits an item as soon as it pulls it.
+	source := func(yield func(*item) bool) {
+		for _, it := range items {
+			it.fetch.submit(time.Now())
+			if !yield(it) {
+				return
+			}
 		}
-	})
-	// A file that cannot be read is counted and the rest go on; any other
-	// error means ctx has ended, and stops the pipeline.
-	onReadErr := func(err error) bool {
-		ie, ok := itemError(err)
-		if ok {
-			tot.fail(namePath(ie.Err, relPath(cfg.dir, files[ie.Index])))
-		}
-		return ok
 	}
-	read1 := jobq.Map(ctx, read, clk.stamp(slices.Values(files)), opts...)
-	for sum, err := range jobq.Map(ctx, hash, jobq.Values(read1, onReadErr), opts...) {
-		switch _, failed := itemError(err); {
+	n := 0
+	for d, err := range jobq.Map(ctx, jobq.Then(fetch, dig), source, opts...) {
+		now := time.Now()
+		var ie *jobq.ItemError
+		switch {
 		case err == nil:
-			tot.add(sum, clk.since(sum.path))
-		case failed:
-			tot.fail(err)
+			it := d.it
+			run.fetch.observe(it.fetch.end(succeeded, nil, now))
+			it.digest.submit(it.fetch.lastEnd()) // Then submits it as fetch's job ends
+			run.digest.observe(it.digest.end(succeeded, nil, now))
+			run.agg.add(it.key, d.digest, now.Sub(it.fetch.submitted))
+		case errors.As(err, &ie):
+			// Digest returns no error, but a panic would end it so.
+			it := items[ie.Index]
+			if it.digest.attempted() {
+				run.fetch.observe(it.fetch.end(succeeded, nil, now))
+				it.digest.submit(it.fetch.lastEnd())
+				run.digest.observe(it.digest.end(failed, ie.Err, now))
+			} else {
+				run.fetch.observe(it.fetch.end(failed, ie.Err, now))
+			}
+			run.agg.fail(it.key, ie.Err)
+		default:
+			// ctx has ended: the stream's last pair.
+			run.interrupted = true
+			continue
 		}
-		// Otherwise ctx has ended: the stream's last pair, checked below.
+		n++
+		if afterItem != nil {
+			afterItem(n)
+		}
 	}
-	tot.wall = time.Since(start)
-	stop()
+	run.wall = time.Since(start)
 
 	// Closing waits for the pools to settle, so the metrics are final.
-	read.Close()
-	hash.Close()
-	tot.pools = []poolMetrics{{"read", read.Metrics()}, {"hash", hash.Metrics()}}
-	if err := ctx.Err(); err != nil {
-		return tot, fmt.Errorf("interrupted after %d of %d files: %w", tot.files, len(files), err)
+	fetch.Close()
+	dig.Close()
+	run.pools = []poolMetrics{{"fetch", cfg.workers, fetch.Metrics()}, {"digest", cfg.digestWorkers, dig.Metrics()}}
+	return run
+}
+
+// baseline is the outcome of the sequential pass over a sample.
+type baseline struct {
+	sample, total int // objects sampled, of total
+	attempted     int // sampled objects it got to before ctx ended
+	done, failed  int
+	retries       int
+	wall          time.Duration
+	sums          map[string][sha256.Size]byte // by key
+}
+
+// perObject is the sequential pass's mean time per object.
+func (b *baseline) perObject() time.Duration {
+	if b.attempted == 0 {
+		return 0
 	}
-	return tot, nil
+	return b.wall / time.Duration(b.attempted)
+}
+
+// extrapolated is the time the sequential pass would take over every object.
+func (b *baseline) extrapolated() time.Duration {
+	return b.perObject() * time.Duration(b.total)
+}
+
+// pickSample returns n of items, drawn at random with seed, in their order.
+func pickSample(items []*item, n int, seed uint64) []*item {
+	n = min(n, len(items))
+	rng := rand.New(rand.NewPCG(seed, 0xba5e))
+	idx := rng.Perm(len(items))[:n]
+	out := make([]*item, 0, n)
+	mark := make([]bool, len(items))
+	for _, i := range idx {
+		mark[i] = true
+	}
+	for i, it := range items {
+		if mark[i] {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// runBaseline does the pipeline's work on sample one object after the
+// other: through a pool of one worker with the fetch stage's policy, each
+// object submitted once the one before it has been digested, against the
+// same store and its faults. progress, when set, is called after each
+// object.
+func runBaseline(ctx context.Context, cfg config, c *client, sample []*item, total int, progress func(done int)) *baseline {
+	b := &baseline{sample: len(sample), total: total, sums: make(map[string][sha256.Size]byte, len(sample))}
+	var retries atomic.Int64
+	seq := jobq.New(1, func(ctx context.Context, key string) ([]byte, error) {
+		return c.get(ctx, key)
+	}, jobq.WithPolicy(fetchPolicy(cfg, func(int, error, time.Duration) { retries.Add(1) })))
+	defer seq.Close()
+	start := time.Now()
+	for _, it := range sample {
+		data, err := seq.Submit(ctx, it.key).Await(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		b.attempted++
+		if err != nil {
+			b.failed++
+		} else {
+			b.done++
+			b.sums[it.key] = summarize(data).sum
+		}
+		if progress != nil {
+			progress(b.attempted)
+		}
+	}
+	b.wall = time.Since(start)
+	b.retries = int(retries.Load())
+	return b
 }
