@@ -149,14 +149,14 @@ func Decorrelated(base, max time.Duration) Backoff {
 	}
 }
 
-// FullJitter randomises d uniformly over [0, d): r*d.
-var FullJitter Jitter = func(d time.Duration, r float64) time.Duration {
+// FullJitter is a Jitter that randomises d uniformly over [0, d): r*d.
+func FullJitter(d time.Duration, r float64) time.Duration {
 	return durationOf(r * float64(d))
 }
 
-// EqualJitter keeps half of d and randomises the other half: d/2 + r*d/2,
-// in [d/2, d).
-var EqualJitter Jitter = func(d time.Duration, r float64) time.Duration {
+// EqualJitter is a Jitter that keeps half of d and randomises the other
+// half: d/2 + r*d/2, in [d/2, d).
+func EqualJitter(d time.Duration, r float64) time.Duration {
 	half := d / 2
 	return half + durationOf(r*float64(d-half))
 }
@@ -273,4 +273,35 @@ func durationOf(x float64) time.Duration {
 		return math.MinInt64
 	}
 	return time.Duration(x)
+}
+
+// Retry calls fn under pol in the calling goroutine, with the semantics a
+// pool gives a job's attempts (the same code decides): pol's zero fields
+// take the library defaults (one attempt: set MaxAttempts to retry); each
+// attempt's ctx carries its Timeout and MaxElapsed deadline, and an attempt
+// past it fails with context.DeadlineExceeded whatever fn returns; the
+// waits between attempts follow Backoff, Jitter and RetryAfter on a timer
+// and end early, with ctx's error, when ctx ends; RetryIf and Permanent
+// decide what is retried, OnRetry observes each retry; a panic in fn or in
+// a policy function ends Retry with a *PanicError. When the attempts or
+// MaxElapsed run out, the error is an *ExhaustedError holding every
+// attempt's error. An invalid policy returns an error wrapping
+// ErrInvalidPolicy without calling fn.
+//
+// Cost: nothing for a call that succeeds at once without a Timeout or
+// MaxElapsed; a context per attempt with one; a timer once it retries. It
+// panics if ctx or fn is nil.
+func Retry[T any](ctx context.Context, pol Policy, fn func(ctx context.Context) (T, error)) (T, error) {
+	if ctx == nil {
+		panic("jobq: Retry: ctx must not be nil")
+	}
+	if fn == nil {
+		panic("jobq: Retry: fn must not be nil")
+	}
+	if err := pol.validate(); err != nil {
+		var zero T
+		return zero, err
+	}
+	m := pol.merge(defaultPolicy)
+	return engine.Retry(ctx, m.resolved(), fn)
 }

@@ -31,6 +31,7 @@ package jobq
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/seed-bb9ff1e7/jobq/internal/engine"
 )
@@ -230,3 +231,101 @@ func (p *Pool[In, Out]) Close() error { return p.Shutdown(context.Background()) 
 
 // engineOf returns p's engine, as the handler ctx of p's jobs names it.
 func (p *Pool[In, Out]) engineOf() any { return p.e }
+
+// A GroupOption configures a Group.
+type GroupOption func(*groupConfig)
+
+type groupConfig struct{ cancelOnError bool }
+
+// CancelOnError makes the group's first error cancel the group's ctx, so
+// that its other jobs stop: queued ones end without running, running ones
+// see their ctx cancelled. Their cancellations are not the group's error.
+func CancelOnError() GroupOption { return func(c *groupConfig) { c.cancelOnError = true } }
+
+// Group is a set of jobs of one pool awaited together, as errgroup.Group
+// awaits goroutines: Go and Submit add jobs, Wait waits for every one of
+// them and returns the first error. A group's jobs are ordinary jobs of the
+// pool (its policies, Metrics, the end observer and fork–join apply), and
+// any number of groups may share a pool; Wait sees only its own group's
+// jobs and does not shut the pool down. A Group is safe for concurrent
+// use; Go and Submit must not be called after Wait has returned, as with
+// errgroup and sync.WaitGroup, unless Wait is called again.
+type Group[In, Out any] struct {
+	p      *Pool[In, Out]
+	ctx    context.Context
+	cancel context.CancelCauseFunc // with CancelOnError
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+// Group returns a new group of jobs of p, submitted with ctx (or, with
+// CancelOnError, a ctx derived from it). Cost: nothing beyond the Group
+// without CancelOnError, a cancellable ctx with it, and per job a Submit
+// and its completion hook.
+func (p *Pool[In, Out]) Group(ctx context.Context, opts ...GroupOption) *Group[In, Out] {
+	if ctx == nil {
+		panic("jobq: Group: ctx must not be nil")
+	}
+	var c groupConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	g := &Group[In, Out]{p: p, ctx: ctx}
+	if c.cancelOnError {
+		g.ctx, g.cancel = context.WithCancelCause(ctx)
+	}
+	return g
+}
+
+// Go submits in as a job of the group, waiting for room as Pool.Go does,
+// and returns nil once it is queued. A refused submission (ErrClosed, the
+// group ctx's error, an invalid policy) returns its error, which also
+// counts as the group's error.
+func (g *Group[In, Out]) Go(in In, pol ...Policy) error {
+	_, err := g.submit(in, pol)
+	return err
+}
+
+// Submit submits in as a job of the group, as Pool.Submit does, and returns
+// its Result. A refused submission's Result holds its error, which also
+// counts as the group's error.
+func (g *Group[In, Out]) Submit(in In, pol ...Policy) *Result[Out] {
+	r, _ := g.submit(in, pol)
+	return r
+}
+
+func (g *Group[In, Out]) submit(in In, pol []Policy) (*Result[Out], error) {
+	g.wg.Add(1)
+	r, err := g.p.submit(g.ctx, in, pol, true)
+	whenDone(r, func() {
+		if _, err := r.f().Outcome(); err != nil {
+			g.fail(err)
+		}
+		g.wg.Done()
+	})
+	return r, err
+}
+
+// fail records the group's first error and, with CancelOnError, cancels the
+// group's ctx.
+func (g *Group[In, Out]) fail(err error) {
+	g.once.Do(func() {
+		g.err = err
+		if g.cancel != nil {
+			g.cancel(err)
+		}
+	})
+}
+
+// Wait waits until every job of the group has ended and returns the first
+// error one ended with (nil if none did). The other jobs' errors are in
+// their Results. With CancelOnError, Wait then cancels the group's ctx,
+// releasing it.
+func (g *Group[In, Out]) Wait() error {
+	g.wg.Wait()
+	if g.cancel != nil {
+		g.cancel(context.Canceled)
+	}
+	return g.err
+}

@@ -160,7 +160,8 @@ func (s *Stream[In, Out]) Close() {
 // Retry runs fn under pol in the calling goroutine: the attempts, their
 // deadlines, the backoffs between them and the errors are those of a
 // pool's job. A panic in fn ends it with the Panicked error.
-func Retry[T any](ctx context.Context, pol *Policy, fn func(context.Context) (T, error)) (T, error) {
+func Retry[T any](ctx context.Context, policy Policy, fn func(context.Context) (T, error)) (T, error) {
+	pol := &policy
 	var zero T
 	var start time.Time
 	if pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
@@ -171,10 +172,7 @@ func Retry[T any](ctx context.Context, pol *Policy, fn func(context.Context) (T,
 	var wait *time.Timer
 	for k := 1; ; k++ {
 		if err := ctx.Err(); err != nil {
-			if k == 1 {
-				return zero, err
-			}
-			return zero, pol.Final(ctx, k-1, err, errs[:len(errs)-1])
+			return zero, err // as a job whose ctx ends before an attempt
 		}
 		v, err := retryAttempt(ctx, pol, start, fn)
 		if err == nil {
@@ -217,10 +215,11 @@ func retryAttempt[T any](ctx context.Context, pol *Policy, start time.Time, fn f
 				dl = e
 			}
 		}
+		parent := ctx
 		actx, cancel := context.WithDeadline(ctx, dl)
 		defer cancel()
 		defer func() {
-			if err == nil && actx.Err() == context.DeadlineExceeded {
+			if parent.Err() == nil && !time.Now().Before(dl) {
 				var zero T
 				v, err = zero, context.DeadlineExceeded // past its deadline, whatever it returned
 			}
