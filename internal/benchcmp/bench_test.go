@@ -2,7 +2,6 @@ package benchcmp
 
 import (
 	"context"
-	"errors"
 	"iter"
 	"math"
 	"runtime"
@@ -179,16 +178,9 @@ var funcPools = []funcPool{
 		}, jobq.WithQueueSize(queueSize))
 		ctx := context.Background()
 		submit := func(i int) {
-			// Go refuses at once when the queue is full; yield to the workers and retry.
-			for {
-				err := p.Go(ctx, i)
-				if err == nil {
-					return
-				}
-				if !errors.Is(err, jobq.ErrQueueFull) {
-					panic(err)
-				}
-				runtime.Gosched()
+			// Go waits for room while the queue is full.
+			if err := p.Go(ctx, i); err != nil {
+				panic(err)
 			}
 		}
 		return submit, func() {
