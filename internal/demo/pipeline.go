@@ -17,9 +17,8 @@ import (
 
 // item is one object on its way through the pipeline.
 type item struct {
-	key    string
-	fetch  stageClock
-	digest stageClock
+	key       string
+	submitted time.Time // when Map pulled it
 }
 
 // fetched is an object as the fetch stage hands it on.
@@ -203,16 +202,14 @@ type live struct {
 // afterItem after each item has ended.
 func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onStart func(live), afterItem func(n int)) *pipelineRun {
 	run := &pipelineRun{agg: newAggregate(len(items)), fetch: newStageStats("fetch"), digest: newStageStats("digest")}
-	fetch := jobq.New(cfg.workers, instrument(func(it *item) *stageClock { return &it.fetch },
-		func(ctx context.Context, it *item) (*fetched, error) {
-			data, err := c.get(ctx, it.key)
-			return &fetched{it: it, data: data}, err
-		}), jobq.WithPolicy(fetchPolicy(cfg, run.fetch.onRetry)))
+	fetch := jobq.New(cfg.workers, func(ctx context.Context, it *item) (*fetched, error) {
+		data, err := c.get(ctx, it.key)
+		return &fetched{it: it, data: data}, err
+	}, jobq.WithPolicy(fetchPolicy(cfg, run.fetch.onRetry)), run.fetch.observer())
 	defer fetch.Close()
-	dig := jobq.New(cfg.digestWorkers, instrument(func(f *fetched) *stageClock { return &f.it.digest },
-		func(_ context.Context, f *fetched) (digested, error) {
-			return digested{it: f.it, digest: summarize(f.data)}, nil
-		}))
+	dig := jobq.New(cfg.digestWorkers, func(_ context.Context, f *fetched) (digested, error) {
+		return digested{it: f.it, digest: summarize(f.data)}, nil
+	}, run.digest.observer())
 	defer dig.Close()
 	start := time.Now()
 	if onStart != nil {
@@ -227,7 +224,7 @@ func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onSt
 	// Map submits an item as soon as it pulls it.
 	source := func(yield func(*item) bool) {
 		for _, it := range items {
-			it.fetch.submit(time.Now())
+			it.submitted = time.Now()
 			if !yield(it) {
 				return
 			}
@@ -239,22 +236,10 @@ func runPipeline(ctx context.Context, cfg config, c *client, items []*item, onSt
 		var ie *jobq.ItemError
 		switch {
 		case err == nil:
-			it := d.it
-			run.fetch.observe(it.fetch.end(succeeded, nil, now))
-			it.digest.submit(it.fetch.lastEnd()) // Then submits it as fetch's job ends
-			run.digest.observe(it.digest.end(succeeded, nil, now))
-			run.agg.add(it.key, d.digest, now.Sub(it.fetch.submitted))
+			run.agg.add(d.it.key, d.digest, now.Sub(d.it.submitted))
 		case errors.As(err, &ie):
-			// Digest returns no error, but a panic would end it so.
-			it := items[ie.Index]
-			if it.digest.attempted() {
-				run.fetch.observe(it.fetch.end(succeeded, nil, now))
-				it.digest.submit(it.fetch.lastEnd())
-				run.digest.observe(it.digest.end(failed, ie.Err, now))
-			} else {
-				run.fetch.observe(it.fetch.end(failed, ie.Err, now))
-			}
-			run.agg.fail(it.key, ie.Err)
+			// The observers have counted its stages' ends.
+			run.agg.fail(items[ie.Index].key, ie.Err)
 		default:
 			// ctx has ended: the stream's last pair.
 			run.interrupted = true
@@ -322,14 +307,11 @@ func pickSample(items []*item, n int, seed uint64) []*item {
 // object.
 func runBaseline(ctx context.Context, cfg config, c *client, sample []*item, total int, progress func(done int)) *baseline {
 	b := &baseline{sample: len(sample), total: total, sums: make(map[string][sha256.Size]byte, len(sample))}
-	var retries atomic.Int64
-	seq := jobq.New(1, func(ctx context.Context, key string) ([]byte, error) {
-		return c.get(ctx, key)
-	}, jobq.WithPolicy(fetchPolicy(cfg, func(int, error, time.Duration) { retries.Add(1) })))
-	defer seq.Close()
+	retries := 0
+	pol := fetchPolicy(cfg, func(int, error, time.Duration) { retries++ })
 	start := time.Now()
 	for _, it := range sample {
-		data, err := seq.Submit(ctx, it.key).Await(ctx)
+		data, err := jobq.Retry(ctx, pol, func(ctx context.Context) ([]byte, error) { return c.get(ctx, it.key) })
 		if ctx.Err() != nil {
 			break
 		}
@@ -345,6 +327,6 @@ func runBaseline(ctx context.Context, cfg config, c *client, sample []*item, tot
 		}
 	}
 	b.wall = time.Since(start)
-	b.retries = int(retries.Load())
+	b.retries = retries
 	return b
 }

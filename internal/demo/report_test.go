@@ -85,23 +85,32 @@ func TestCauses(t *testing.T) {
 	}
 }
 
-func TestStageClockSplitsQueuedAndRunning(t *testing.T) {
-	t0 := time.Now()
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	var c stageClock
-	c.submit(at(0))
-	c.attempt(at(10), at(30)) // waited 10ms for a worker, ran 20ms
-	c.attempt(at(45), at(50)) // backoff and a wait of 15ms, ran 5ms
-	c.attempt(at(40), at(44)) // a late return of an earlier attempt
-	got := c.end(succeeded, nil, at(99))
-	want := end{Outcome: succeeded, Attempts: 3, Queued: 21 * time.Millisecond, Running: 29 * time.Millisecond}
-	if got != want {
-		t.Errorf("end = %+v, want %+v (ended with its latest attempt, at 50ms)", got, want)
+// TestObserverFeedsTheStageStats: a stage's observer turns each jobq.End
+// into the stage's figures: a success's queued and running times, a
+// failure by cause with the retries it did not absorb.
+func TestObserverFeedsTheStageStats(t *testing.T) {
+	st := newStageStats("fetch")
+	gate := make(chan struct{})
+	p := jobq.New(1, func(_ context.Context, n int) (int, error) {
+		<-gate
+		if n == 1 {
+			return 0, jobq.Permanent(errors.New("not found"))
+		}
+		return n, nil
+	}, st.observer())
+	ctx := context.Background()
+	r0, r1 := p.Submit(ctx, 0), p.Submit(ctx, 1)
+	close(gate)
+	r0.Await(ctx)
+	r1.Await(ctx)
+	p.Close()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.queued) != 1 || len(st.running) != 1 {
+		t.Fatalf("stats of one success: %d queued, %d running times; want 1 and 1", len(st.queued), len(st.running))
 	}
-	var never stageClock
-	never.submit(at(0))
-	if got := never.end(canceled, context.Canceled, at(7)); got.Queued != 7*time.Millisecond || got.Running != 0 {
-		t.Errorf("end of a job that never ran = %+v, want 7ms queued", got)
+	if n := len(st.failures); n != 1 {
+		t.Errorf("failures by cause: %v, want one cause", st.failures)
 	}
 }
 

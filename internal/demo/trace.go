@@ -12,18 +12,10 @@ import (
 	"github.com/seed-bb9ff1e7/jobq"
 )
 
-// This file is the demo's own instrumentation of its stages. The end type
-// has the fields of the end observer that the root package plans
-// (jobq.WithObserver(func(jobq.End)), End{Outcome, Err, Attempts, Queued,
-// Running}), and stageStats.observe is the observer. Until it lands, the
-// demo measures those fields itself: instrument times each attempt on a
-// stageClock carried by the item, and the pipeline's consumer reports each
-// item's ends to observe. Once it lands, each pool is built with
-//
-//	jobq.WithObserver(func(e jobq.End) { st.observe(end{outcomeOf(e.Outcome), e.Err, e.Attempts, e.Queued, e.Running}) })
-//
-// and instrument, stageClock, item's clocks and the consumer's calls to
-// observe go; the summary and the progress line stay as they are.
+// This file gathers what the stages' end observers report
+// (jobq.WithObserver): each pool is built with its stageStats' observer,
+// which sees every job's end, with its attempts and the time it spent
+// queued and running.
 
 // outcome says how a job ended.
 type outcome int
@@ -46,70 +38,22 @@ type end struct {
 	Running time.Duration
 }
 
-// stageClock records one item's attempts in one stage. Attempts of one job
-// follow one another, but one that timed out may return from its handler
-// after the next has started, hence the lock.
-type stageClock struct {
-	mu        sync.Mutex
-	submitted time.Time
-	attempts  int
-	running   time.Duration
-	ended     time.Time // when the latest attempt ended
-}
-
-// submit notes the item's submission to the stage.
-func (c *stageClock) submit(at time.Time) {
-	c.mu.Lock()
-	c.submitted = at
-	c.mu.Unlock()
-}
-
-// attempt notes an attempt that ran from start to stop.
-func (c *stageClock) attempt(start, stop time.Time) {
-	c.mu.Lock()
-	c.attempts++
-	c.running += stop.Sub(start)
-	if stop.After(c.ended) {
-		c.ended = stop
+// outcomeOf is o as the demo names it.
+func outcomeOf(o jobq.Outcome) outcome {
+	switch o {
+	case jobq.Succeeded:
+		return succeeded
+	case jobq.Failed:
+		return failed
 	}
-	c.mu.Unlock()
+	return canceled
 }
 
-// attempted reports whether an attempt has run.
-func (c *stageClock) attempted() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.attempts > 0
-}
-
-// lastEnd returns when the latest attempt ended (zero if none ran).
-func (c *stageClock) lastEnd() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ended
-}
-
-// end returns the stage's end of the item, which came at when no attempt
-// ran (a job cancelled while queued), else when its latest attempt ended.
-func (c *stageClock) end(o outcome, err error, at time.Time) end {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.attempts > 0 {
-		at = c.ended
-	}
-	total := at.Sub(c.submitted)
-	return end{Outcome: o, Err: err, Attempts: c.attempts, Queued: max(total-c.running, 0), Running: c.running}
-}
-
-// instrument wraps a stage's handler so that each attempt is timed on the
-// stageClock that clock finds in its input.
-func instrument[In, Out any](clock func(In) *stageClock, h jobq.Handler[In, Out]) jobq.Handler[In, Out] {
-	return func(ctx context.Context, in In) (Out, error) {
-		start := time.Now()
-		out, err := h(ctx, in)
-		clock(in).attempt(start, time.Now())
-		return out, err
-	}
+// observer returns the end observer that feeds s.
+func (s *stageStats) observer() jobq.Option {
+	return jobq.WithObserver(func(e jobq.End) {
+		s.observe(end{Outcome: outcomeOf(e.Outcome), Err: e.Err, Attempts: e.Attempts, Queued: e.Queued, Running: e.Running})
+	})
 }
 
 // stageStats gathers the ends and retries of one stage's jobs. It is safe

@@ -119,7 +119,7 @@ func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac 
 		}
 	}
 	if t0 != 0 {
-		j.ran += p.now() - t0
+		j.ran.Add(p.now() - t0)
 	}
 	if ac.own() == ownTimeout {
 		err = context.DeadlineExceeded // the timer cancelled it, and has not ended it yet
@@ -381,7 +381,8 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 	}
 	// Only now does the job need a record of its own.
 	j := p.newJob(t.sc, t.in, pol)
-	j.at, j.ran = t.at, ran
+	j.at = t.at
+	j.ran.Store(ran)
 	j.state.Store(mkState(1, Finishing))
 	j.sideOf().start = p.epoch.Add(time.Duration(t0))
 	if sink := t.rt.sink; sink != nil {
@@ -397,7 +398,7 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 func (p *Pool[In, Out]) ended(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
 	p.count(w, oc)
 	if f := p.onEnd; f != nil {
-		p.observe(f, oc, err, j.Attempts(), j.at, j.ran)
+		p.observe(f, oc, err, j.Attempts(), j.at, j.ran.Load())
 	}
 	j.Complete(out, err)
 	p.settleBy(w)

@@ -102,8 +102,8 @@ type Job[In, Out any] struct {
 	flags atomic.Uint32 // flagNested, flagAwaited
 	in    In
 	pol   *Policy
-	at    int64 // submission time, in ns since the pool's epoch, when an observer is set
-	ran   int64 // ns its attempts ran, when an observer is set
+	at    int64        // submission time, in ns since the pool's epoch, when an observer is set
+	ran   atomic.Int64 // ns its attempts ran, when an observer is set; a late attempt adds while an ender reads
 	side  *side[In, Out]
 	act   attemptCtx[In, Out] // the first attempt's ctx; its parent is the submission's, its pool the job's
 }
