@@ -62,7 +62,7 @@ type Policy struct {
 	// OnRetry, when set, observes each retry before its wait: attempt is the
 	// attempt that failed (1-based), err its error, delay the wait before
 	// the next attempt. It returns before that wait starts. It must be
-	// safe for concurrent use and return quickly: Cancel waits for it, so
+	// safe to call from many goroutines and return quickly: Cancel waits for it, so
 	// it must not cancel the job it reports on.
 	OnRetry func(attempt int, err error, delay time.Duration)
 }
@@ -71,11 +71,12 @@ type Policy struct {
 // prev is the delay used before the previous retry (0 when n == 1), and r is a
 // uniform random number in [0, 1) for backoffs that randomise themselves
 // (Decorrelated); deterministic backoffs ignore it. A Backoff must be safe
-// for concurrent use; a negative result counts as 0.
+// to call from many goroutines; a negative result counts as 0.
 type Backoff func(n int, prev time.Duration, r float64) time.Duration
 
 // Jitter randomises a delay d using r, a uniform random number in [0, 1).
-// A Jitter must be safe for concurrent use; a negative result counts as 0.
+// A Jitter must be safe to call from many goroutines; a negative result
+// counts as 0.
 type Jitter func(d time.Duration, r float64) time.Duration
 
 // ErrInvalidPolicy is wrapped by the error that refuses a submission whose

@@ -13,7 +13,7 @@ import (
 // running the retry of an awaited job. A job ends in one of three
 // places: ended (with a record), endValue (held by value), or cancelJob
 // (Cancel, its ctx's end, Shutdown's give-up); each counts it, reports it
-// to the observer, completes it, and settles it (see settleBy).
+// to the observer, completes it, and counts its end complete (countEnd).
 
 // attempt runs t's next attempt on runner w; t is claimed (a record's
 // state is Running).
@@ -57,7 +57,7 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 		// Its ctx ended as it was claimed, before the watch ended it:
 		// cancelled, whatever the ctx's error.
 		if j.succeedOrEnd(k) {
-			p.ended(w, j, zero, err, Canceled)
+			p.endJob(w, j, zero, err, Canceled)
 		}
 		return
 	}
@@ -127,7 +127,7 @@ func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac 
 	ac.end()
 	if err == nil {
 		if j.succeed(k) {
-			p.ended(w, j, out, nil, Succeeded)
+			p.endJob(w, j, out, nil, Succeeded)
 		}
 		return
 	}
@@ -156,7 +156,7 @@ func (p *Pool[In, Out]) failJob(w *worker[In, Out], j *Job[In, Out], k int, err 
 		return
 	}
 	if j.giveUp(k) {
-		p.ended(w, j, *new(Out), d.final, outcomeOf(d.final))
+		p.endJob(w, j, *new(Out), d.final, outcomeOf(d.final))
 	}
 }
 
@@ -178,7 +178,7 @@ func (p *Pool[In, Out]) backoff(w *worker[In, Out], j *Job[In, Out], k int, err 
 	if p.phase == abandoned || p.phase == drained {
 		p.mu.Unlock()
 		if j.giveUp(k) {
-			p.ended(w, j, *new(Out), ErrClosed, Canceled)
+			p.endJob(w, j, *new(Out), ErrClosed, Canceled)
 		}
 		return
 	}
@@ -202,7 +202,7 @@ func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
 	p.mu.Lock()
 	if _, ok := p.backoffs[j]; !ok {
 		p.mu.Unlock()
-		return // ended meanwhile
+		return // Cancel, its ctx or the give-up ended it
 	}
 	delete(p.backoffs, j)
 	sd := j.side
@@ -275,7 +275,7 @@ func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) b
 		}
 		p.mu.Unlock()
 	}
-	p.ended(nil, j, *new(Out), err, Canceled)
+	p.endJob(nil, j, *new(Out), err, Canceled)
 	return true
 }
 
@@ -321,7 +321,7 @@ func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 		p.succeeded.Add(w.succeeded.Load())
 		p.failed.Add(w.failed.Load())
 		p.canceled.Add(w.canceled.Load())
-		p.settle(w.unsettled)
+		p.addEnded(w.unended)
 		p.mu.Unlock()
 		w.stopTimer()
 	}()
@@ -392,24 +392,24 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 	p.backoff(w, j, 1, err, d.delay)
 }
 
-// ended counts j, which w (or, nil, someone off the workers) has just
+// endJob counts j, which w (or, nil, someone off the workers) has just
 // moved to Done with (out, err), reports it to the observer, completes it
-// and settles it.
-func (p *Pool[In, Out]) ended(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
+// and counts its end complete.
+func (p *Pool[In, Out]) endJob(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
 	p.count(w, oc)
 	if f := p.onEnd; f != nil {
 		p.observe(f, oc, err, j.Attempts(), j.at, j.ran.Load())
 	}
 	j.Complete(out, err)
-	p.settleBy(w)
+	p.countEnd(w)
 }
 
 // endValue counts t, a job held by value that w ran or dropped, reports
-// it, hands its outcome to its sink, and settles it.
+// it, hands its outcome to its sink, and counts its end complete.
 func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, err error, oc Outcome, ran int64) {
 	sink := t.rt.sink
 	if oc == Succeeded && sink == nil && w != nil {
-		w.pendingFired++ // counted under p.mu with the settle: no atomic operation
+		w.pendingFired++ // counted under p.mu with the end: no atomic operation
 	} else {
 		p.count(w, oc)
 	}
@@ -423,7 +423,7 @@ func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, 
 	if sink != nil {
 		sink.Done(t.slot, out, err)
 	}
-	p.settleBy(w)
+	p.countEnd(w)
 }
 
 // count counts an end, on w's counters if a worker ended it.
@@ -455,14 +455,14 @@ func (p *Pool[In, Out]) observe(f func(End), oc Outcome, err error, attempts int
 	f(End{Outcome: oc, Err: err, Attempts: attempts, Queued: time.Duration(max(total-ran, 0)), Running: time.Duration(ran)})
 }
 
-// settleBy settles an ended job: at w's next visit to p.mu, or now.
-func (p *Pool[In, Out]) settleBy(w *worker[In, Out]) {
+// countEnd counts an end complete: at w's next visit to p.mu, or now.
+func (p *Pool[In, Out]) countEnd(w *worker[In, Out]) {
 	if w != nil {
-		w.unsettled++
+		w.unended++
 		return
 	}
 	p.mu.Lock()
-	p.settle(1)
+	p.addEnded(1)
 	p.mu.Unlock()
 }
 

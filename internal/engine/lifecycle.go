@@ -24,7 +24,7 @@ import (
 // attempt (a timer, a stale queue entry) cannot win. Only the methods
 // below change it, each a compare-and-swap checked against the table.
 // Whoever wins the move to Done counts the job, reports it to the end
-// observer, completes its Future, and then settles it with the pool: see
+// observer, completes its Future, and then counts its end with the pool: see
 // Pool.ended.
 //
 // A job held by value (a fire-and-forget or Map item without a record)

@@ -80,7 +80,7 @@ const (
 	open      = iota
 	closing   // intake stopped: what was accepted runs
 	abandoned // Shutdown gave up: what was accepted ended with ErrClosed
-	drained   // every accepted job settled and no worker is left
+	drained   // every accepted job ended and no worker is left
 )
 
 // Pool is the worker core.
@@ -90,9 +90,9 @@ const (
 // after any of them. Nothing takes Pool.mu while holding another.
 //
 // Invariants, under mu: accepted counts the jobs ever queued, handed or
-// run in place; settled counts those whose end is complete (counted,
+// run in place; ended counts those whose end is complete (counted,
 // observed, Future completed); a pool that is not open has drained once
-// settled == accepted and live == 0. Every worker is either in idle,
+// ended == accepted and live == 0. Every worker is either in idle,
 // parked on its wake channel, or busy with a job; an idle worker means
 // both queues hold no live entry. Waiters are served, in order, whenever
 // a slot frees, before any new submission.
@@ -127,7 +127,7 @@ type Pool[In, Out any] struct {
 	_        [56]byte
 
 	// Lines 5 to 7: written rarely, under mu but for the atomics.
-	settled  uint64 // jobs settled off the workers, and by retired ones (see settledAll)
+	ended    uint64 // jobs counted as ended off the workers, and by retired ones (see endedAll)
 	waitIn   uint64 // moves into Backoff
 	waitOut  uint64 // moves out of Queued or Backoff off the workers, and retired workers' claims
 	all      []*worker[In, Out]
@@ -176,11 +176,11 @@ type worker[In, Out any] struct {
 	// Under p.mu, on the worker's own line: what it has done, summed by
 	// Metrics and the drain, and folded into the pool's when it retires.
 	claimed uint64 // jobs it took from Queued
-	settled uint64 // jobs it ended and settled
+	ended   uint64 // jobs it ended
 	fired   uint64 // value jobs without a sink that succeeded
 	// Only the worker's goroutine touches these between its visits to
 	// p.mu, which folds them into the above.
-	unsettled    uint64
+	unended      uint64
 	pendingFired uint64
 
 	succeeded, failed, canceled atomic.Uint64
@@ -506,14 +506,14 @@ func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
 	return true
 }
 
-// next settles what w ended and finds w its next job: retries first, then
+// next counts what w ended and finds w its next job: retries first, then
 // the queue. With none, w parks (it is then in idle) or, if it is no
 // longer wanted, retires. p.mu is held.
 func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
 	w.busy, w.cur = false, nil
 	w.fired += w.pendingFired
-	w.settled += w.unsettled
-	w.pendingFired, w.unsettled = 0, 0
+	w.ended += w.unended
+	w.pendingFired, w.unended = 0, 0
 	if p.phase != open {
 		p.checkDrained()
 	}
@@ -525,7 +525,7 @@ func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
 		w.busy, w.cur = true, t.j
 		return t, true
 	}
-	if p.phase != open && p.settledAll() == p.accepted {
+	if p.phase != open && p.endedAll() == p.accepted {
 		p.retire(w)
 		return task[In, Out]{}, false
 	}
@@ -545,7 +545,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 		}
 	}
 	p.live--
-	p.settled += w.settled
+	p.ended += w.ended
 	p.waitOut += w.claimed
 	p.succeeded.Add(w.succeeded.Load() + w.fired)
 	p.failed.Add(w.failed.Load())
@@ -556,25 +556,25 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 	p.checkDrained()
 }
 
-// settle records n jobs ended off the workers as complete. p.mu is held.
-func (p *Pool[In, Out]) settle(n uint64) {
-	p.settled += n
+// addEnded counts n jobs ended off the workers. p.mu is held.
+func (p *Pool[In, Out]) addEnded(n uint64) {
+	p.ended += n
 	p.checkDrained()
 }
 
-// settledAll counts the jobs settled, by workers and others. p.mu is held.
-func (p *Pool[In, Out]) settledAll() uint64 {
-	n := p.settled
+// endedAll counts the jobs ended, by workers and others. p.mu is held.
+func (p *Pool[In, Out]) endedAll() uint64 {
+	n := p.ended
 	for _, w := range p.all {
-		n += w.settled
+		n += w.ended
 	}
 	return n
 }
 
-// checkDrained lets idle workers go once a closing pool has settled every
+// checkDrained lets idle workers go once a closing pool has ended every
 // job it accepted, and marks it drained once none is left. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
-	if p.phase == open || p.phase == drained || p.settledAll() != p.accepted {
+	if p.phase == open || p.phase == drained || p.endedAll() != p.accepted {
 		return
 	}
 	for len(p.idle) > 0 {
@@ -698,6 +698,6 @@ func (p *Pool[In, Out]) Dump() string {
 			busy++
 		}
 	}
-	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d accepted %d settled %d queued %d",
-		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.settledAll(), p.queued())
+	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d accepted %d ended %d queued %d",
+		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.endedAll(), p.queued())
 }
