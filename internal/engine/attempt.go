@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -318,9 +319,7 @@ func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 	defer func() {
 		p.mu.Lock()
 		delete(p.inline, w)
-		p.succeeded.Add(w.succeeded.Load())
-		p.failed.Add(w.failed.Load())
-		p.canceled.Add(w.canceled.Load())
+		p.addAll(&w.outcomes, 0)
 		p.addEnded(w.unended)
 		p.mu.Unlock()
 		w.stopTimer()
@@ -429,23 +428,30 @@ func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, 
 // count counts an end, on w's counters if a worker ended it.
 func (p *Pool[In, Out]) count(w *worker[In, Out], oc Outcome) {
 	if w != nil {
-		switch oc {
-		case Succeeded:
-			w.succeeded.Add(1)
-		case Failed:
-			w.failed.Add(1)
-		default:
-			w.canceled.Add(1)
-		}
-		return
+		w.add(oc)
+	} else {
+		p.add(oc)
 	}
+}
+
+// outcomes counts ends by outcome.
+type outcomes struct{ succeeded, failed, canceled atomic.Uint64 }
+
+// addAll adds x's counts, and fired more successes, to o's.
+func (o *outcomes) addAll(x *outcomes, fired uint64) {
+	o.succeeded.Add(x.succeeded.Load() + fired)
+	o.failed.Add(x.failed.Load())
+	o.canceled.Add(x.canceled.Load())
+}
+
+func (o *outcomes) add(oc Outcome) {
 	switch oc {
 	case Succeeded:
-		p.succeeded.Add(1)
+		o.succeeded.Add(1)
 	case Failed:
-		p.failed.Add(1)
+		o.failed.Add(1)
 	default:
-		p.canceled.Add(1)
+		o.canceled.Add(1)
 	}
 }
 

@@ -139,7 +139,8 @@ type Pool[In, Out any] struct {
 	cancelSC context.CancelFunc
 	epoch    time.Time
 
-	rejected, succeeded, failed, canceled, retried atomic.Uint64
+	outcomes
+	rejected, retried atomic.Uint64
 }
 
 // New returns a running pool of workers.
@@ -183,7 +184,7 @@ type worker[In, Out any] struct {
 	unended      uint64
 	pendingFired uint64
 
-	succeeded, failed, canceled atomic.Uint64
+	outcomes
 
 	timer[In, Out] // the per-attempt timeout timer, reused
 	_              [48]byte
@@ -547,9 +548,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 	p.live--
 	p.ended += w.ended
 	p.waitOut += w.claimed
-	p.succeeded.Add(w.succeeded.Load() + w.fired)
-	p.failed.Add(w.failed.Load())
-	p.canceled.Add(w.canceled.Load())
+	p.addAll(&w.outcomes, w.fired)
 	w.stopTimer()
 	w.p = nil
 	w.wake <- struct{}{} // for wait, which sees w.p nil: never blocks, w is not idle
