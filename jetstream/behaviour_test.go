@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -672,5 +673,60 @@ func TestCancelRemovesAScheduledRetry(t *testing.T) {
 	})
 	if n := rn.total(); n != 1 {
 		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+func TestWorkerPolicyRetryIfAndOnRetry(t *testing.T) {
+	s := testServer(t)
+	q := open[string, int](t, connect(t, s), testConfig())
+	transient := errors.New("transient")
+	var mu sync.Mutex
+	var retries []int
+	serve(t, q, 1, func(ctx context.Context, in string) (int, error) {
+		if in == "other" {
+			return 0, errors.New("other")
+		}
+		return 0, transient
+	}, jobq.Policy{
+		MaxAttempts: 3,
+		Backoff:     jobq.Constant(5 * time.Millisecond),
+		RetryIf:     func(err error) bool { return errors.Is(err, transient) },
+		OnRetry: func(attempt int, err error, delay time.Duration) {
+			mu.Lock()
+			retries = append(retries, attempt)
+			mu.Unlock()
+		},
+	})
+	var ee *jobq.ExhaustedError
+	if _, err := await[int](t, q.Submit(context.Background(), "transient")); !errors.As(err, &ee) || ee.Attempts != 3 {
+		t.Errorf("retried error: %v", err)
+	}
+	if _, err := await[int](t, q.Submit(context.Background(), "other")); err == nil || errors.As(err, &ee) {
+		t.Errorf("error RetryIf refuses: %v, want it unwrapped", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(retries) != "[1 2]" {
+		t.Errorf("OnRetry saw attempts %v, want [1 2]", retries)
+	}
+}
+
+func TestMaxElapsedBoundsTheRetries(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var rn runs
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		rn.add(ctx)
+		return 0, errors.New("no")
+	})
+	id, r, _ := q.Enqueue(context.Background(), "", 1,
+		jobq.Policy{MaxAttempts: 100, Backoff: jobq.Constant(60 * time.Millisecond), MaxElapsed: 150 * time.Millisecond})
+	_, err := await[int](t, r)
+	var ee *jobq.ExhaustedError
+	if !errors.As(err, &ee) || ee.Attempts < 2 || ee.Attempts > 3 {
+		t.Fatalf("err %v, want an ExhaustedError after 2 or 3 attempts", err)
+	}
+	if n := len(rn.of(id)); n != ee.Attempts {
+		t.Errorf("%d runs, error says %d", n, ee.Attempts)
 	}
 }
