@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -728,5 +729,40 @@ func TestMaxElapsedBoundsTheRetries(t *testing.T) {
 	}
 	if n := len(rn.of(id)); n != ee.Attempts {
 		t.Errorf("%d runs, error says %d", n, ee.Attempts)
+	}
+}
+
+func TestPanickingRetryIfEndsTheJobNotTheWorker(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		if in == 1 {
+			return 0, errors.New("fail")
+		}
+		return in, nil
+	}, jobq.Policy{MaxAttempts: 3, RetryIf: func(error) bool { panic("bad RetryIf") }})
+	var pe *jobq.PanicError
+	if _, err := await[int](t, q.Submit(context.Background(), 1)); !errors.As(err, &pe) || pe.Value != "bad RetryIf" {
+		t.Fatalf("err %v, want the RetryIf's panic", err)
+	}
+	if v, err := await[int](t, q.Submit(context.Background(), 2)); err != nil || v != 2 {
+		t.Errorf("the worker after: %d, %v", v, err)
+	}
+}
+
+func TestPanickingRetryIfOnTheLastAttempt(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var calls atomic.Int32
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) { return 0, errors.New("fail") },
+		jobq.Policy{Backoff: jobq.Constant(time.Millisecond), RetryIf: func(error) bool {
+			if calls.Add(1) == 2 {
+				panic("bad RetryIf") // asked for the final error after the last attempt
+			}
+			return true
+		}})
+	var pe *jobq.PanicError
+	if _, err := await[int](t, q.Submit(context.Background(), 1, jobq.Policy{MaxAttempts: 2})); !errors.As(err, &pe) {
+		t.Fatalf("err %v, want the RetryIf's panic", err)
 	}
 }

@@ -349,7 +349,9 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 			dl = e
 		}
 		if !now.Before(dl) {
-			w.outcome(h, j, m, pol, k, context.DeadlineExceeded)
+			// MaxElapsed passed while the retry waited for a worker:
+			// it ends at its deadline without running.
+			w.fail(h, j, m, k, safeFinalErr(pol, j, k, context.DeadlineExceeded))
 			return
 		}
 	}
@@ -408,11 +410,26 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		w.succeeded.Add(1)
 		return
 	}
-	if w.retry(h, j, m, pol, k, err) {
+	if retried, final := w.retryOrEnd(h, j, m, pol, k, err); retried {
 		release = false // the retry releases h
-		return
+	} else {
+		w.fail(h, j, m, k, final)
 	}
-	w.outcome(h, j, m, pol, k, err)
+}
+
+// retryOrEnd schedules a retry, or returns the job's final error. A panic
+// in the worker's RetryIf, OnRetry, Backoff or Jitter ends the job with a
+// *jobq.PanicError instead of the worker's process.
+func (w *Worker[In, Out]) retryOrEnd(h *hold, j jobHeader, m jetstream.Msg, pol jobq.Policy, k int, err error) (retried bool, final error) {
+	defer func() {
+		if v := recover(); v != nil {
+			retried, final = false, &jobq.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if w.retry(h, j, m, pol, k, err) {
+		return true, nil
+	}
+	return false, finalErr(pol, j, k, err)
 }
 
 // call runs the handler, turning a panic into a *jobq.PanicError.
@@ -562,12 +579,25 @@ func copyJobHeaders(dst, src nats.Header) {
 	}
 }
 
-// outcome ends a job whose run k failed with err and will not be retried.
-func (w *Worker[In, Out]) outcome(h *hold, j jobHeader, m jetstream.Msg, pol jobq.Policy, k int, err error) {
+// safeFinalErr is finalErr, with a panic in RetryIf ending the job with a
+// *jobq.PanicError.
+func safeFinalErr(pol jobq.Policy, j jobHeader, k int, err error) (final error) {
+	defer func() {
+		if v := recover(); v != nil {
+			final = &jobq.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return finalErr(pol, j, k, err)
+}
+
+// finalErr is the final error of a job whose run k failed with err and
+// will not be retried: as jobq's, an *jobq.ExhaustedError when its policy
+// allowed retries and err was retryable, else err.
+func finalErr(pol jobq.Policy, j jobHeader, k int, err error) error {
 	if pol.MaxAttempts > 1 && retryable(&pol, err) {
-		err = &jobq.ExhaustedError{Attempts: k, Errs: append(rebuild(j.errs), err)}
+		return &jobq.ExhaustedError{Attempts: k, Errs: append(rebuild(j.errs), err)}
 	}
-	w.fail(h, j, m, k, err)
+	return err
 }
 
 // fail dead-letters a job that ended with err after k runs, stores err as
