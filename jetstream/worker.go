@@ -356,7 +356,7 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		}
 	}
 	var in In
-	if err := w.q.cfg.Codec.Unmarshal(m.Data(), &in); err != nil {
+	if err := guard(func() error { return w.q.cfg.Codec.Unmarshal(m.Data(), &in) }); err != nil {
 		w.fail(h, j, m, k, jobq.Permanent(fmt.Errorf("%w: decode input: %v", ErrCodec, err)))
 		return
 	}
@@ -395,7 +395,8 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 			res := nats.NewMsg(w.q.subj.res + j.client + "." + j.id)
 			res.Header.Set(hdrStatus, "ok")
 			res.Header.Set(hdrAttempts, strconv.Itoa(k))
-			b, merr := w.q.cfg.Codec.Marshal(out)
+			var b []byte
+			merr := guard(func() (err error) { b, err = w.q.cfg.Codec.Marshal(out); return err })
 			if merr != nil {
 				w.fail(h, j, m, k, jobq.Permanent(fmt.Errorf("%w: encode output: %v", ErrCodec, merr)))
 				return
@@ -430,6 +431,17 @@ func (w *Worker[In, Out]) retryOrEnd(h *hold, j jobHeader, m jetstream.Msg, pol 
 		return true, nil
 	}
 	return false, finalErr(pol, j, k, err)
+}
+
+// guard runs a codec call, turning a panic into an error: a codec's panic
+// must not end the worker's process.
+func guard(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("codec panicked: %v", v)
+		}
+	}()
+	return f()
 }
 
 // call runs the handler, turning a panic into a *jobq.PanicError.
