@@ -3,8 +3,10 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -672,5 +674,95 @@ func TestCancelRemovesAScheduledRetry(t *testing.T) {
 	})
 	if n := rn.total(); n != 1 {
 		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+func TestWorkerPolicyRetryIfAndOnRetry(t *testing.T) {
+	s := testServer(t)
+	q := open[string, int](t, connect(t, s), testConfig())
+	transient := errors.New("transient")
+	var mu sync.Mutex
+	var retries []int
+	serve(t, q, 1, func(ctx context.Context, in string) (int, error) {
+		if in == "other" {
+			return 0, errors.New("other")
+		}
+		return 0, transient
+	}, jobq.Policy{
+		MaxAttempts: 3,
+		Backoff:     jobq.Constant(5 * time.Millisecond),
+		RetryIf:     func(err error) bool { return errors.Is(err, transient) },
+		OnRetry: func(attempt int, err error, delay time.Duration) {
+			mu.Lock()
+			retries = append(retries, attempt)
+			mu.Unlock()
+		},
+	})
+	var ee *jobq.ExhaustedError
+	if _, err := await[int](t, q.Submit(context.Background(), "transient")); !errors.As(err, &ee) || ee.Attempts != 3 {
+		t.Errorf("retried error: %v", err)
+	}
+	if _, err := await[int](t, q.Submit(context.Background(), "other")); err == nil || errors.As(err, &ee) {
+		t.Errorf("error RetryIf refuses: %v, want it unwrapped", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(retries) != "[1 2]" {
+		t.Errorf("OnRetry saw attempts %v, want [1 2]", retries)
+	}
+}
+
+func TestMaxElapsedBoundsTheRetries(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var rn runs
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		rn.add(ctx)
+		return 0, errors.New("no")
+	})
+	id, r, _ := q.Enqueue(context.Background(), "", 1,
+		jobq.Policy{MaxAttempts: 100, Backoff: jobq.Constant(60 * time.Millisecond), MaxElapsed: 150 * time.Millisecond})
+	_, err := await[int](t, r)
+	var ee *jobq.ExhaustedError
+	if !errors.As(err, &ee) || ee.Attempts < 2 || ee.Attempts > 3 {
+		t.Fatalf("err %v, want an ExhaustedError after 2 or 3 attempts", err)
+	}
+	if n := len(rn.of(id)); n != ee.Attempts {
+		t.Errorf("%d runs, error says %d", n, ee.Attempts)
+	}
+}
+
+func TestPanickingRetryIfEndsTheJobNotTheWorker(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) {
+		if in == 1 {
+			return 0, errors.New("fail")
+		}
+		return in, nil
+	}, jobq.Policy{MaxAttempts: 3, RetryIf: func(error) bool { panic("bad RetryIf") }})
+	var pe *jobq.PanicError
+	if _, err := await[int](t, q.Submit(context.Background(), 1)); !errors.As(err, &pe) || pe.Value != "bad RetryIf" {
+		t.Fatalf("err %v, want the RetryIf's panic", err)
+	}
+	if v, err := await[int](t, q.Submit(context.Background(), 2)); err != nil || v != 2 {
+		t.Errorf("the worker after: %d, %v", v, err)
+	}
+}
+
+func TestPanickingRetryIfOnTheLastAttempt(t *testing.T) {
+	s := testServer(t)
+	q := open[int, int](t, connect(t, s), testConfig())
+	var calls atomic.Int32
+	serve(t, q, 1, func(ctx context.Context, in int) (int, error) { return 0, errors.New("fail") },
+		jobq.Policy{Backoff: jobq.Constant(time.Millisecond), RetryIf: func(error) bool {
+			if calls.Add(1) == 2 {
+				panic("bad RetryIf") // asked for the final error after the last attempt
+			}
+			return true
+		}})
+	var pe *jobq.PanicError
+	if _, err := await[int](t, q.Submit(context.Background(), 1, jobq.Policy{MaxAttempts: 2})); !errors.As(err, &pe) {
+		t.Fatalf("err %v, want the RetryIf's panic", err)
 	}
 }

@@ -349,12 +349,14 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 			dl = e
 		}
 		if !now.Before(dl) {
-			w.outcome(h, j, m, pol, k, context.DeadlineExceeded)
+			// MaxElapsed passed while the retry waited for a worker:
+			// it ends at its deadline without running.
+			w.fail(h, j, m, k, safeFinalErr(pol, j, k, context.DeadlineExceeded))
 			return
 		}
 	}
 	var in In
-	if err := w.q.cfg.Codec.Unmarshal(m.Data(), &in); err != nil {
+	if err := guard(func() error { return w.q.cfg.Codec.Unmarshal(m.Data(), &in) }); err != nil {
 		w.fail(h, j, m, k, jobq.Permanent(fmt.Errorf("%w: decode input: %v", ErrCodec, err)))
 		return
 	}
@@ -393,7 +395,8 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 			res := nats.NewMsg(w.q.subj.res + j.client + "." + j.id)
 			res.Header.Set(hdrStatus, "ok")
 			res.Header.Set(hdrAttempts, strconv.Itoa(k))
-			b, merr := w.q.cfg.Codec.Marshal(out)
+			var b []byte
+			merr := guard(func() (err error) { b, err = w.q.cfg.Codec.Marshal(out); return err })
 			if merr != nil {
 				w.fail(h, j, m, k, jobq.Permanent(fmt.Errorf("%w: encode output: %v", ErrCodec, merr)))
 				return
@@ -408,11 +411,37 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		w.succeeded.Add(1)
 		return
 	}
-	if w.retry(h, j, m, pol, k, err) {
+	if retried, final := w.retryOrEnd(h, j, m, pol, k, err); retried {
 		release = false // the retry releases h
-		return
+	} else {
+		w.fail(h, j, m, k, final)
 	}
-	w.outcome(h, j, m, pol, k, err)
+}
+
+// retryOrEnd schedules a retry, or returns the job's final error. A panic
+// in the worker's RetryIf, OnRetry, Backoff or Jitter ends the job with a
+// *jobq.PanicError instead of the worker's process.
+func (w *Worker[In, Out]) retryOrEnd(h *hold, j jobHeader, m jetstream.Msg, pol jobq.Policy, k int, err error) (retried bool, final error) {
+	defer func() {
+		if v := recover(); v != nil {
+			retried, final = false, &jobq.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if w.retry(h, j, m, pol, k, err) {
+		return true, nil
+	}
+	return false, finalErr(pol, j, k, err)
+}
+
+// guard runs a codec call, turning a panic into an error: a codec's panic
+// must not end the worker's process.
+func guard(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("codec panicked: %v", v)
+		}
+	}()
+	return f()
 }
 
 // call runs the handler, turning a panic into a *jobq.PanicError.
@@ -562,12 +591,25 @@ func copyJobHeaders(dst, src nats.Header) {
 	}
 }
 
-// outcome ends a job whose run k failed with err and will not be retried.
-func (w *Worker[In, Out]) outcome(h *hold, j jobHeader, m jetstream.Msg, pol jobq.Policy, k int, err error) {
+// safeFinalErr is finalErr, with a panic in RetryIf ending the job with a
+// *jobq.PanicError.
+func safeFinalErr(pol jobq.Policy, j jobHeader, k int, err error) (final error) {
+	defer func() {
+		if v := recover(); v != nil {
+			final = &jobq.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return finalErr(pol, j, k, err)
+}
+
+// finalErr is the final error of a job whose run k failed with err and
+// will not be retried: as jobq's, an *jobq.ExhaustedError when its policy
+// allowed retries and err was retryable, else err.
+func finalErr(pol jobq.Policy, j jobHeader, k int, err error) error {
 	if pol.MaxAttempts > 1 && retryable(&pol, err) {
-		err = &jobq.ExhaustedError{Attempts: k, Errs: append(rebuild(j.errs), err)}
+		return &jobq.ExhaustedError{Attempts: k, Errs: append(rebuild(j.errs), err)}
 	}
-	w.fail(h, j, m, k, err)
+	return err
 }
 
 // fail dead-letters a job that ended with err after k runs, stores err as
