@@ -188,8 +188,22 @@ func (p *Pool[In, Out]) fire(ctx context.Context, in In, pol []Policy, wait bool
 
 // Attempt reports, inside a handler, the number of the attempt its ctx
 // belongs to, from 1; for any other ctx, 0. A ctx derived from the
-// handler's reports the same.
+// handler's reports the same. Handlers run by a backend outside this
+// package (such as jobq/jetstream, where the count includes redeliveries)
+// report what it set with ContextWithAttempt.
 func Attempt(ctx context.Context) int { return engine.Attempt(ctx) }
+
+// ContextWithAttempt returns a copy of ctx for which Attempt reports n: for
+// a backend outside this package that runs Handlers itself, so that they
+// read their attempt as they do in a Pool. It panics if n < 1.
+//
+// Cost: one context value (an allocation for n above 255).
+func ContextWithAttempt(ctx context.Context, n int) context.Context {
+	if n < 1 {
+		panic(fmt.Sprintf("jobq: ContextWithAttempt: n must be >= 1, got %d", n))
+	}
+	return engine.WithAttempt(ctx, n)
+}
 
 // Resize sets the number of workers. Growing starts workers at once, each
 // ready to take a job as soon as Resize returns; shrinking retires idle

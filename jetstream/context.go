@@ -27,8 +27,9 @@ func JobID(ctx context.Context) string {
 // ctx, 1 on its first: it counts the retries of failed attempts and also the
 // redeliveries after a lease was lost (a worker that crashed or stalled),
 // so a handler that sees Attempt > 1 knows an earlier run may have had
-// effects. It returns 0 for any other ctx. (jobq has no Attempt of its own
-// yet; this is the queue's.)
+// effects. It returns 0 for any other ctx. jobq.Attempt reports the same
+// number in a handler of a Queue, so a Handler reads it alike whether a
+// jobq.Pool or a Queue runs it.
 //
 // Cost: one ctx value lookup.
 func Attempt(ctx context.Context) int {

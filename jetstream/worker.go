@@ -361,7 +361,7 @@ func (w *Worker[In, Out]) process(m jetstream.Msg) {
 		return
 	}
 	// cancel is Cancel's and Shutdown's; the deadline, if any, sits below.
-	ctx, cancel := context.WithCancel(context.WithValue(w.base, runKey{}, &runInfo{id: j.id, attempt: k}))
+	ctx, cancel := context.WithCancel(jobq.ContextWithAttempt(context.WithValue(w.base, runKey{}, &runInfo{id: j.id, attempt: k}), k))
 	defer cancel()
 	if !dl.IsZero() {
 		var stop context.CancelFunc

@@ -42,12 +42,23 @@ func Owner(ctx context.Context) any {
 }
 
 // Attempt returns the number of the attempt whose handler ctx ctx is or
-// derives from, from 1; 0 for any other ctx.
+// derives from, from 1; else the number WithAttempt put in ctx; else 0.
 func Attempt(ctx context.Context) int {
 	if h, ok := ctx.Value(handlerKey{}).(handlerCtx); ok {
 		return h.attemptNo()
 	}
+	if n, ok := ctx.Value(attemptKey{}).(int); ok {
+		return n
+	}
 	return 0
+}
+
+// attemptKey is the context key under which WithAttempt puts an attempt.
+type attemptKey struct{}
+
+// WithAttempt returns a copy of ctx in which Attempt reports n.
+func WithAttempt(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, n)
 }
 
 // sharedCtx is the handler ctx of jobs held by value.
