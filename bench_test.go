@@ -404,3 +404,53 @@ func BenchmarkForkJoin(b *testing.B) {
 	}
 	_ = p.Close()
 }
+
+// BenchmarkGoObserver is BenchmarkGo with an end observer set: the
+// difference is what observing every job costs (its clock readings and the
+// call). Compare with BenchmarkGo and BenchmarkChannelPool in one run.
+func BenchmarkGoObserver(b *testing.B) {
+	var ended atomic.Int64
+	p := New(benchWorkers(), func(_ context.Context, n int) (struct{}, error) {
+		sink.Add(int64(n))
+		return struct{}{}, nil
+	}, WithQueueSize(1024), WithObserver(func(e End) {
+		if e.Outcome == Succeeded {
+			ended.Add(1)
+		}
+	}))
+	ctx := context.Background()
+	sink.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for {
+			err := p.Go(ctx, 1)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) {
+				b.Fatal(err)
+			}
+			runtime.Gosched() // Go never waits for room: let the workers drain
+		}
+	}
+	_ = p.Close()
+	b.StopTimer()
+	checkSink(b, 1)
+	if got := ended.Load(); got != int64(b.N) {
+		b.Fatalf("the observer saw %d successes, want %d", got, b.N)
+	}
+}
+
+// BenchmarkRetry is Retry of a function that succeeds at once, under a
+// policy that would retry: it allocates nothing.
+func BenchmarkRetry(b *testing.B) {
+	ctx := context.Background()
+	pol := Policy{MaxAttempts: 3, Backoff: Constant(time.Millisecond), Jitter: FullJitter}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err := Retry(ctx, pol, succeedAtOnce); v != 1 || err != nil {
+			b.Fatalf("Retry = %d, %v; want 1, nil", v, err)
+		}
+	}
+}
