@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -236,8 +237,12 @@ func (e *ItemError) Unwrap() error { return e.Err }
 // enough to keep a pool's workers busy while the consuming goroutine is away
 // yielding or serving other stages. On 2 cores a 3-stage pipeline runs 1.5
 // to 2 times as fast with 64 as with 4, and no faster with 256
-// (BenchmarkMapInFlight); each item in flight holds one slot.
+// (BenchmarkMapInFlight); each item in flight holds one slot, made as
+// items come, so a large window costs nothing until it fills.
 const DefaultInFlight = 64
+
+// maxWindow caps InFlight, so that slot ids fit an int32.
+const maxWindow = 1 << 30
 
 // A MapOption configures Map.
 type MapOption func(*mapConfig)
@@ -245,6 +250,7 @@ type MapOption func(*mapConfig)
 type mapConfig struct {
 	ordered bool
 	window  int
+	pol     *Policy // ItemPolicy's, if given
 }
 
 // Ordered makes Map yield results in input order. A result that completes
@@ -259,7 +265,18 @@ func InFlight(n int) MapOption {
 	if n < 1 {
 		panic(fmt.Sprintf("jobq: InFlight: n must be >= 1, got %d", n))
 	}
-	return func(c *mapConfig) { c.window = n }
+	return func(c *mapConfig) { c.window = min(n, maxWindow) }
+}
+
+// ItemPolicy gives each item of the Map the policy p, as Submit's pol does
+// for one job: p's zero fields come from the pool's default policy. Over a
+// Stage that is not a *Pool, p is passed to the stage's Submit. It panics
+// if p is invalid (a negative MaxAttempts, Timeout or MaxElapsed).
+func ItemPolicy(p Policy) MapOption {
+	if err := p.validate(); err != nil {
+		panic(fmt.Sprintf("jobq: ItemPolicy: p is invalid: %v", err))
+	}
+	return func(c *mapConfig) { c.pol = &p }
 }
 
 // Map streams in through s: it submits each item to s with ctx and yields
@@ -272,8 +289,11 @@ func InFlight(n int) MapOption {
 // the consumer stops (breaks out of the loop, or a yield returns false), Map
 // stops pulling in, cancels the jobs in flight (queued ones never run,
 // running ones see their ctx cancelled), and returns. When ctx ends, Map
-// does the same and yields (zero Out, ctx.Err()) as its last pair; a job
-// that failed because ctx ended is not reported on its own.
+// cancels the jobs in flight likewise, yields the items that had completed
+// successfully and were not yet yielded (in input order with Ordered), then
+// (zero Out, ctx.Err()) as its last pair. Items that failed, or had not
+// completed, when Map saw ctx end are not reported on their own: the last
+// pair stands for them.
 //
 // Map starts no goroutine: the goroutine ranging over the stream pulls in,
 // submits, and yields, all in turn. A result that completes while in is
@@ -293,7 +313,8 @@ func InFlight(n int) MapOption {
 // when the pool's policy has a Timeout or MaxElapsed, so that an item ends
 // at its deadline as a Submit does, even if its handler ignores ctx); over
 // another Stage, each item costs that stage's Submit. Each iteration
-// allocates about InFlight+8 small objects.
+// allocates about 15 small objects, plus slots for the items in flight as
+// they come: a Map over a few items costs the same whatever its window.
 // Measured on 2 cores, three chained Map stages over Pools of trivial
 // handlers take about 450-670 ns per item, 2 to 3 times three hand-written
 // goroutine-and-channel stages (BenchmarkPipeline3). Most of that gap is
@@ -340,12 +361,18 @@ type mapper[In, Out any] struct {
 	s       Stage[In, Out]
 	yield   func(Out, error) bool
 	ordered bool
+	window  int
+	pols    []Policy // ItemPolicy's, for a Stage's Submit
 
 	// A Pool stage takes items without a Result each, through stream,
 	// whose Close cancels them all.
 	stream *engine.Stream[In, Out]
 
-	slots    []mapSlot[Out]
+	// chunks hold the slots, made as items come: chunk k has ids
+	// slotBase*(2^k-1) up to slotBase*(2^(k+1)-1). They never move, as
+	// hooks write into them.
+	chunks   [32][]mapSlot[Out]
+	grown    int32   // slots made
 	free     []int32 // unordered: ids of free slots
 	batch    []int32 // notices taken from the stack, oldest first
 	head     int     // ordered: the slot of the oldest item in flight
@@ -369,7 +396,7 @@ type mapSlot[Out any] struct {
 	out    Out          // or its outcome, written before its notice
 	err    error
 	index  int    // the item's input index
-	ready  bool   // ordered: its notice has come, it waits for its turn
+	ready  bool   // its notice has come, and it was not yet yielded
 	link   int32  // below it on the notice stack
 	notify func() // pushes the slot on the notice stack; made once per slot
 }
@@ -381,36 +408,56 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		s:       s,
 		yield:   yield,
 		ordered: c.ordered,
-		slots:   make([]mapSlot[Out], c.window),
-		batch:   make([]int32, 0, c.window),
+		window:  c.window,
 		wake:    make(chan struct{}, 1),
-	}
-	if !c.ordered {
-		m.free = make([]int32, c.window)
 	}
 	owner := engine.Owner(ctx)
 	if p, ok := s.(*Pool[In, Out]); ok && owner != any(p.e) {
 		// Not from a handler of p itself, where waiting for room could
 		// deadlock: that case keeps Submit's fork–join handling.
-		m.stream = p.e.NewStream(ctx, m, nil)
-	} else if owner != nil {
+		var pol *engine.Policy
+		if c.pol != nil {
+			ep := c.pol.merge(p.def)
+			rp := ep.resolved()
+			pol = &rp
+		}
+		m.stream = p.e.NewStream(ctx, m, pol)
+	} else {
+		if c.pol != nil {
+			m.pols = []Policy{*c.pol}
+		}
 		// Fork–join: an item may wait in the queue of the pool whose
 		// worker runs this Map; Await would run it here, so Map does.
-		m.help = true
-	}
-	for i := range m.slots {
-		id := int32(i)
-		m.slots[i].notify = func() { m.notify(id) }
-		if !c.ordered {
-			m.free[i] = int32(c.window) - 1 - id
-		}
+		m.help = owner != nil
 	}
 	return m
 }
 
+// slotBase is the size of the first chunk of slots.
+const slotBase = 4
+
+// slot returns the slot of id, which must have been made.
+func (m *mapper[In, Out]) slot(id int32) *mapSlot[Out] {
+	k := bits.Len32(uint32(id)/slotBase+1) - 1
+	return &m.chunks[k][id-slotBase*(1<<k-1)]
+}
+
+// grow makes the next slot and returns its id.
+func (m *mapper[In, Out]) grow() int32 {
+	id := m.grown
+	k := bits.Len32(uint32(id)/slotBase+1) - 1
+	if m.chunks[k] == nil {
+		start := slotBase * (1<<k - 1)
+		m.chunks[k] = make([]mapSlot[Out], min(slotBase<<k, m.window-start))
+	}
+	m.slot(id).notify = func() { m.notify(id) }
+	m.grown++
+	return id
+}
+
 // Done receives the outcome of the item in slot id from a Pool.
 func (m *mapper[In, Out]) Done(id int32, out Out, err error) {
-	sl := &m.slots[id]
+	sl := m.slot(id)
 	sl.out, sl.err = out, err
 	m.notify(id)
 }
@@ -418,7 +465,7 @@ func (m *mapper[In, Out]) Done(id int32, out Out, err error) {
 // notify is a completion hook: it pushes slot id on the notice stack and
 // wakes the consumer if it sleeps.
 func (m *mapper[In, Out]) notify(id int32) {
-	sl := &m.slots[id]
+	sl := m.slot(id)
 	for {
 		top := m.notices.Load()
 		sl.link = top
@@ -439,8 +486,9 @@ func (m *mapper[In, Out]) take() bool {
 		return false
 	}
 	m.batch = m.batch[:0]
-	for ; top != 0; top = m.slots[top-1].link {
+	for ; top != 0; top = m.slot(top - 1).link {
 		m.batch = append(m.batch, top-1)
+		m.slot(top - 1).ready = true
 	}
 	slices.Reverse(m.batch)
 	m.waiting -= len(m.batch)
@@ -482,13 +530,18 @@ func (m *mapper[In, Out]) push(v In) bool {
 		return false
 	}
 	var id int32
-	if m.ordered {
-		id = int32((m.head + m.inFlight) % len(m.slots))
-	} else {
+	switch {
+	case m.ordered && m.next < m.window:
+		id = m.grow()
+	case m.ordered:
+		id = int32((m.head + m.inFlight) % m.window)
+	case len(m.free) > 0:
 		id = m.free[len(m.free)-1]
 		m.free = m.free[:len(m.free)-1]
+	default:
+		id = m.grow() // every slot made is in flight: fewer than window
 	}
-	sl := &m.slots[id]
+	sl := m.slot(id)
 	sl.index = m.next
 	m.next++
 	m.inFlight++
@@ -498,7 +551,7 @@ func (m *mapper[In, Out]) push(v In) bool {
 			m.Done(id, sl.out, err)
 		}
 	} else {
-		r := m.s.Submit(m.ctx, v)
+		r := m.s.Submit(m.ctx, v, m.pols...)
 		if r == nil {
 			panic("jobq: Map: the stage's Submit returned a nil Result")
 		}
@@ -508,7 +561,7 @@ func (m *mapper[In, Out]) push(v In) bool {
 		m.waiting++
 		whenDone(r, sl.notify)
 	}
-	if m.inFlight == len(m.slots) {
+	if m.inFlight == m.window {
 		// No room for the next item until one is yielded.
 		return m.step()
 	}
@@ -545,7 +598,7 @@ func (m *mapper[In, Out]) step() bool {
 		if !m.received() {
 			return false
 		}
-		if m.inFlight < len(m.slots) {
+		if m.inFlight < m.window {
 			return true
 		}
 		spins = 0
@@ -559,8 +612,8 @@ func (m *mapper[In, Out]) step() bool {
 // otherwise. It reports whether one completed.
 func (m *mapper[In, Out]) helpSlots() bool {
 	ran := false
-	for i := range m.slots {
-		r := m.slots[(m.head+i)%len(m.slots)].r
+	for i := range int(m.grown) {
+		r := m.slot(int32((m.head + i) % int(m.grown))).r
 		if r != nil && !r.isDone() {
 			r.help()
 			ran = ran || r.isDone()
@@ -580,11 +633,11 @@ func (m *mapper[In, Out]) received() bool {
 		return true
 	}
 	for _, id := range m.batch {
-		m.slots[id].ready = true
+		m.slot(id).ready = true
 	}
-	for m.inFlight > 0 && m.slots[m.head].ready {
+	for m.inFlight > 0 && m.slot(int32(m.head)).ready {
 		h := m.head
-		m.head = (h + 1) % len(m.slots)
+		m.head = (h + 1) % m.window
 		if !m.emit(int32(h)) {
 			return false
 		}
@@ -594,7 +647,7 @@ func (m *mapper[In, Out]) received() bool {
 
 // emit yields the completed item of slot id and frees the slot.
 func (m *mapper[In, Out]) emit(id int32) bool {
-	sl := &m.slots[id]
+	sl := m.slot(id)
 	v, err, index := sl.out, sl.err, sl.index
 	if sl.r != nil {
 		v, err = sl.r.Await(context.Background()) // completed: returns at once
@@ -633,6 +686,29 @@ func (m *mapper[In, Out]) ctxEnded() bool {
 		return false
 	}
 	m.over = true
+	// Yield what had succeeded and waits to be yielded: notices not yet
+	// handled, and, when ordered, items held back for their turn.
+	m.take()
+	var ready []int32
+	for id := range m.grown {
+		if m.slot(id).ready {
+			ready = append(ready, id)
+		}
+	}
+	if m.ordered {
+		slices.SortFunc(ready, func(a, b int32) int { return m.slot(a).index - m.slot(b).index })
+	}
+	for _, id := range ready {
+		sl := m.slot(id)
+		v, err := sl.out, sl.err
+		if sl.r != nil {
+			v, err = sl.r.Await(context.Background()) // completed: returns at once
+		}
+		sl.ready = false
+		if err == nil && !m.yield(v, nil) {
+			return true
+		}
+	}
 	var zero Out
 	m.yield(zero, m.ctx.Err())
 	return true
@@ -648,10 +724,10 @@ func (m *mapper[In, Out]) stop() {
 		m.stream.Close()
 		return
 	}
-	for i := range m.slots {
-		if r := m.slots[i].r; r != nil {
-			r.Cancel()
-			m.slots[i].r = nil
+	for id := range m.grown {
+		if sl := m.slot(id); sl.r != nil {
+			sl.r.Cancel()
+			sl.r = nil
 		}
 	}
 	// Cancel completes a Result at once; a notice still missing is on

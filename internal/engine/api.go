@@ -113,7 +113,8 @@ type Stream[In, Out any] struct {
 	p      *Pool[In, Out]
 	sc     sharedCtx
 	cancel context.CancelFunc
-	stop   func() bool
+	stop   func() bool // stops the pool's give-up from cancelling the stream
+	unend  func() bool // stops the watch that marks the stream's ctx ended
 	rt     route[Out]
 }
 
@@ -128,7 +129,7 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 	s.sc = sharedCtx{Context: ictx, pool: p}
 	s.cancel = cancel
 	s.stop = context.AfterFunc(p.sc.Context, cancel)
-	context.AfterFunc(ictx, func() { s.sc.ended.Store(true) })
+	s.unend = context.AfterFunc(ictx, func() { s.sc.ended.Store(true) })
 	return s
 }
 
@@ -154,6 +155,10 @@ func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 // sink.
 func (s *Stream[In, Out]) Close() {
 	s.stop()
+	// Marked here rather than by the watch, which would run in a
+	// goroutine of its own.
+	s.unend()
+	s.sc.ended.Store(true)
 	s.cancel()
 }
 
