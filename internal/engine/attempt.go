@@ -57,7 +57,7 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 	if err := j.ctx().Err(); err != nil {
 		// Its ctx ended as it was claimed, before the watch ended it:
 		// cancelled, whatever the ctx's error.
-		if j.succeedOrEnd(k) {
+		if j.endUnrun(k) {
 			p.endJob(w, j, zero, err, Canceled)
 		}
 		return
@@ -137,8 +137,9 @@ func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac 
 	}
 }
 
-// succeedOrEnd ends j, claimed for attempt k, before it runs.
-func (j *Job[In, Out]) succeedOrEnd(k int) bool { return j.move(k, Running, k, Done) }
+// endUnrun ends j, claimed for attempt k, before that attempt runs: it
+// counts the attempts made before.
+func (j *Job[In, Out]) endUnrun(k int) bool { return j.move(k, Running, k-1, Done) }
 
 // failJob decides what follows attempt k of j, which failed with err; j
 // is Finishing.
@@ -337,7 +338,7 @@ func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 		if p.quitting.Load() {
 			err = ErrClosed
 		}
-		p.endValue(w, t, zero, err, Canceled, 0)
+		p.endValue(w, t, zero, err, Canceled, 0, 0)
 		return
 	}
 	var t0 int64
@@ -363,19 +364,19 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 		ran = p.now() - t0
 	}
 	if err == nil {
-		p.endValue(w, t, out, nil, Succeeded, ran)
+		p.endValue(w, t, out, nil, Succeeded, ran, 1)
 		return
 	}
 	if p.quitting.Load() {
 		// Shutdown gave up on it while it ran: no retry, and the error
 		// a Result gets.
-		p.endValue(w, t, out, ErrClosed, Canceled, ran)
+		p.endValue(w, t, out, ErrClosed, Canceled, ran, 1)
 		return
 	}
 	pol := t.rt.pol
 	d := decide(pol, t.sc, 1, err, 0, 0, nil)
 	if !d.retry {
-		p.endValue(w, t, *new(Out), d.final, outcomeOf(d.final), ran)
+		p.endValue(w, t, *new(Out), d.final, outcomeOf(d.final), ran, 1)
 		return
 	}
 	// Only now does the job need a record of its own.
@@ -405,7 +406,7 @@ func (p *Pool[In, Out]) endJob(w *worker[In, Out], j *Job[In, Out], out Out, err
 
 // endValue counts t, a job held by value that w ran or dropped, reports
 // it, hands its outcome to its sink, and counts its end complete.
-func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, err error, oc Outcome, ran int64) {
+func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, err error, oc Outcome, ran int64, attempts int) {
 	sink := t.rt.sink
 	if oc == Succeeded && sink == nil && w != nil {
 		w.pendingFired++ // counted under p.mu with the end: no atomic operation
@@ -413,10 +414,6 @@ func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, 
 		p.count(w, oc)
 	}
 	if f := p.onEnd; f != nil {
-		attempts := 1
-		if ran == 0 && oc != Succeeded {
-			attempts = 0
-		}
 		p.observe(f, oc, err, attempts, t.at, ran)
 	}
 	if sink != nil {

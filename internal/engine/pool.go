@@ -286,6 +286,12 @@ func (p *Pool[In, Out]) Reject() { p.rejected.Add(1) }
 // wait. A job with a record whose ctx can end gets a watch that ends it
 // as soon as the ctx does, while it waits.
 func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
+	if p.onEnd != nil {
+		t.at = p.now() // the observer's Queued counts a wait for room too
+		if t.j != nil {
+			t.j.at = t.at
+		}
+	}
 	for spins := 0; ; spins++ {
 		err := p.offer(ctx, t, wait, spins < maxSpins)
 		if err != errSpin {
@@ -360,7 +366,7 @@ func (p *Pool[In, Out]) offer(ctx context.Context, t task[In, Out], wait, spin b
 // accept counts t in, as it enters a queue or a worker. p.mu is held.
 func (p *Pool[In, Out]) accept(t *task[In, Out]) {
 	p.accepted++
-	if p.onEnd != nil {
+	if p.onEnd != nil && t.at == 0 { // not stamped by enqueue: a job run in place
 		t.at = p.now()
 		if t.j != nil {
 			t.j.at = t.at
@@ -650,7 +656,7 @@ func (p *Pool[In, Out]) abandon() {
 	for _, t := range left {
 		if t.j == nil {
 			p.queuedValueEnded()
-			p.endValue(nil, &t, *new(Out), ErrClosed, Canceled, 0)
+			p.endValue(nil, &t, *new(Out), ErrClosed, Canceled, 0, 0)
 		} else {
 			p.cancelJob(t.j, ErrClosed, Queued, Backoff, Running)
 		}
@@ -675,8 +681,9 @@ func (p *Pool[In, Out]) queuedValueEnded() {
 // Closed returns a channel closed when intake stops.
 func (p *Pool[In, Out]) Closed() <-chan struct{} { return p.quit }
 
-// now is the time since the pool's epoch, in ns.
-func (p *Pool[In, Out]) now() int64 { return int64(time.Since(p.epoch)) }
+// now is the time since the pool's epoch, in ns, plus one: never 0, which
+// marks a time not taken.
+func (p *Pool[In, Out]) now() int64 { return int64(time.Since(p.epoch)) + 1 }
 
 // yield backs off a spinning loop: a few Goscheds, then short sleeps.
 func yield(spins int) {
