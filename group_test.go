@@ -365,3 +365,47 @@ func TestCancelOnErrorDoesNotTouchOtherGroups(t *testing.T) {
 		g.Close()
 	})
 }
+
+// TestGroupForkJoinInsideThePoolDoesNotDeadlock: a handler that waits for
+// a group of children it submitted with its ctx to its own pool, one
+// worker, runs them itself, queued or not, as Await does.
+func TestGroupForkJoinInsideThePoolDoesNotDeadlock(t *testing.T) {
+	checkNoLeak(t)
+	for _, tt := range []struct {
+		name      string
+		queueSize int
+		opts      []GroupOption
+	}{
+		{"room in the queue", 64, nil},
+		{"queue of one", 1, nil},
+		{"CancelOnError", 64, []GroupOption{CancelOnError()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var p *Pool[int, int]
+				// sum(n) is the number of nodes in a binary tree of depth n.
+				p = New(1, func(ctx context.Context, n int) (int, error) {
+					if n == 0 {
+						return 1, nil
+					}
+					g := p.Group(ctx, tt.opts...)
+					left, right := g.Submit(n-1), g.Submit(n-1)
+					if err := g.Wait(); err != nil {
+						return 0, err
+					}
+					a, _ := left.Await(ctx)
+					b, _ := right.Await(ctx)
+					return 1 + a + b, nil
+				}, WithQueueSize(tt.queueSize))
+				v, err := awaitBounded(t, p.Submit(context.Background(), 5))
+				if v != 63 || err != nil {
+					t.Errorf("fork–join over groups = %d, %v; want 63, nil", v, err)
+				}
+				if err := p.Close(); err != nil {
+					t.Fatal(err)
+				}
+				checkCounts(t, p.Metrics(), counts{Submitted: 63, Succeeded: 63})
+			})
+		})
+	}
+}

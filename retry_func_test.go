@@ -574,6 +574,10 @@ func TestRetryAndAPoolGiveTheSameErrors(t *testing.T) {
 			counter(func(int, context.Context) (int, error) { time.Sleep(2 * time.Second); return 1, nil })},
 		{"MaxElapsed", Policy{MaxAttempts: 10, Backoff: Constant(time.Second), MaxElapsed: 2500 * time.Millisecond},
 			counter(func(n int, _ context.Context) (int, error) { return 0, fmt.Errorf("attempt %d", n) })},
+		{"ctx done before the first attempt", Policy{MaxAttempts: 3},
+			counter(func(n int, _ context.Context) (int, error) { return n, nil })},
+		{"ctx deadline during a backoff", Policy{MaxAttempts: 3, Backoff: Constant(time.Hour)},
+			counter(func(n int, _ context.Context) (int, error) { return 0, errX })},
 		{"RetryAfter", Policy{MaxAttempts: 2},
 			counter(func(n int, _ context.Context) (int, error) {
 				if n == 1 {
@@ -586,6 +590,23 @@ func TestRetryAndAPoolGiveTheSameErrors(t *testing.T) {
 	// the attempt at its deadline and frees the caller: only the errors
 	// compare.
 	untimed := map[string]bool{"timeout ignored by fn": true}
+	// The submission ctx, Background unless named here.
+	ctxs := map[string]func() (context.Context, context.CancelFunc){
+		"ctx done before the first attempt": func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		},
+		"ctx deadline during a backoff": func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 5*time.Second)
+		},
+	}
+	ctxOf := func(name string) (context.Context, context.CancelFunc) {
+		if f := ctxs[name]; f != nil {
+			return f()
+		}
+		return context.Background(), func() {}
+	}
 	type outcome struct {
 		V       int
 		Err     string
@@ -596,14 +617,18 @@ func TestRetryAndAPoolGiveTheSameErrors(t *testing.T) {
 			checkNoLeak(t)
 			synctest.Test(t, func(t *testing.T) {
 				start := time.Now()
-				v, err := Retry(context.Background(), tt.pol, tt.fn())
+				ctx, cancel := ctxOf(tt.name)
+				v, err := Retry(ctx, tt.pol, tt.fn())
 				viaRetry := outcome{v, describe(err), time.Since(start)}
+				cancel()
 
 				fn := tt.fn()
 				p := New(1, func(ctx context.Context, _ int) (int, error) { return fn(ctx) })
 				start = time.Now()
-				v, err = p.Submit(context.Background(), 0, tt.pol).Await(context.Background())
+				ctx, cancel = ctxOf(tt.name)
+				v, err = p.Submit(ctx, 0, tt.pol).Await(context.Background())
 				viaPool := outcome{v, describe(err), time.Since(start)}
+				cancel()
 				p.Close()
 				if untimed[tt.name] {
 					viaPool.Elapsed, viaRetry.Elapsed = 0, 0

@@ -271,6 +271,9 @@ type Group[In, Out any] struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	err    error
+
+	mu     sync.Mutex
+	nested []*Result[Out] // fork–join children not yet awaited, for Wait to help; guarded by mu
 }
 
 // Group returns a new group of jobs of p, submitted with ctx (or, with
@@ -318,6 +321,13 @@ func (g *Group[In, Out]) submit(in In, pol []Policy) (*Result[Out], error) {
 		}
 		g.wg.Done()
 	})
+	if r.nested() && !r.isDone() {
+		// Submitted from a handler of the pool: a Wait in that handler
+		// must run it if it is still queued, as Await does.
+		g.mu.Lock()
+		g.nested = append(g.nested, r)
+		g.mu.Unlock()
+	}
 	return r, err
 }
 
@@ -336,7 +346,24 @@ func (g *Group[In, Out]) fail(err error) {
 // error one ended with (nil if none did). The other jobs' errors are in
 // their Results. With CancelOnError, Wait then cancels the group's ctx,
 // releasing it.
+//
+// In a handler of the pool, for a group made with the handler's ctx, Wait
+// runs the group's jobs that have not started in the calling goroutine,
+// as Result.Await does, so fork–join with a Group cannot deadlock however
+// busy the pool is.
 func (g *Group[In, Out]) Wait() error {
+	for {
+		g.mu.Lock()
+		rs := g.nested
+		g.nested = nil
+		g.mu.Unlock()
+		if len(rs) == 0 {
+			break
+		}
+		for _, r := range rs {
+			r.Await(context.Background()) // runs r here if it is still queued
+		}
+	}
 	g.wg.Wait()
 	if g.cancel != nil {
 		g.cancel(context.Canceled)
