@@ -169,7 +169,7 @@ func Retry[T any](ctx context.Context, policy Policy, fn func(context.Context) (
 	pol := &policy
 	var zero T
 	var start time.Time
-	if pol.MaxElapsed > 0 || pol.MaxAttempts > 1 {
+	if pol.MaxElapsed > 0 { // the only reader of start
 		start = time.Now()
 	}
 	var prev time.Duration
