@@ -82,10 +82,11 @@ type End struct {
 // job is counted in Metrics and before its Result completes. A panic in a Go
 // job reaches f as a *PanicError with its stack. f runs in the goroutine
 // that ended the job (usually a worker), so it must be safe for concurrent
-// use and quick: a slow f holds that worker. It panics if f is nil.
+// use and quick: a slow f holds that worker. Since the job's Result has not
+// completed yet, f must not await or cancel it. It panics if f is nil.
 //
-// Cost: nothing when not set; when set, two clock readings per job and
-// one per attempt.
+// Cost: nothing when not set; when set, about three clock readings per job
+// (BenchmarkGoObserver: on 2 cores about 130-220 ns a trivial job).
 func WithObserver(f func(End)) Option {
 	if f == nil {
 		panic("jobq: WithObserver: f must not be nil")

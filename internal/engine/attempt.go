@@ -245,8 +245,14 @@ func (j *Job[In, Out]) ctxEnded() {
 	j.pool().cancelJob(j, j.ctx().Err(), Queued, Backoff)
 }
 
-// Cancel ends j: see jobq.Result.Cancel.
-func (j *Job[In, Out]) Cancel() { j.pool().cancelJob(j, context.Canceled, Queued, Backoff, Running) }
+// Cancel ends j: see jobq.Result.Cancel. If someone else has just ended
+// j, it waits the moment until they have completed it, so that the Result
+// is complete when Cancel returns.
+func (j *Job[In, Out]) Cancel() {
+	if !j.pool().cancelJob(j, context.Canceled, Queued, Backoff, Running) {
+		j.Outcome()
+	}
+}
 
 // cancelJob ends j with err, counted Canceled, if it is in one of phases:
 // for Cancel, its ctx's end, and Shutdown's give-up. A running attempt has
