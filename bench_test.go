@@ -339,16 +339,6 @@ func benchSubmitAwait(b *testing.B, pol ...Policy) {
 	b.StopTimer()
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
 
 // BenchmarkSubmitAwaitPolicy measures what a policy costs on the success
 // path, beside BenchmarkSubmitAwait: a retry policy that is never used, and

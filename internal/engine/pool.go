@@ -395,10 +395,10 @@ func (p *Pool[In, Out]) serveWaiters() {
 func (p *Pool[In, Out]) pop(w *worker[In, Out]) (task[In, Out], bool) {
 	for {
 		var t task[In, Out]
-		var ok bool
 		if p.retries.Len() > 0 {
-			t, ok = p.retries.Pop()
+			t, _ = p.retries.Pop()
 		} else {
+			var ok bool
 			if t, ok = p.ring.Pop(); !ok {
 				return t, false
 			}
