@@ -339,7 +339,6 @@ func benchSubmitAwait(b *testing.B, pol ...Policy) {
 	b.StopTimer()
 }
 
-
 // BenchmarkSubmitAwaitPolicy measures what a policy costs on the success
 // path, beside BenchmarkSubmitAwait: a retry policy that is never used, and
 // one with a per-attempt timeout that never fires.
