@@ -2,7 +2,6 @@ package jobq
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -61,25 +60,22 @@ func BenchmarkChannelPool(b *testing.B) {
 	checkSink(b, 1)
 }
 
-func BenchmarkGo(b *testing.B) {
+func BenchmarkGo(b *testing.B) { benchGo(b) }
+
+// benchGo times b.N trivial Go jobs end to end on a pool built with opts;
+// Go waits for room while the queue is full.
+func benchGo(b *testing.B, opts ...Option) {
 	p := New(benchWorkers(), func(_ context.Context, n int) (struct{}, error) {
 		sink.Add(int64(n))
 		return struct{}{}, nil
-	}, WithQueueSize(1024))
+	}, append([]Option{WithQueueSize(1024)}, opts...)...)
 	ctx := context.Background()
 	sink.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for {
-			err := p.Go(ctx, 1)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, ErrQueueFull) {
-				b.Fatal(err)
-			}
-			runtime.Gosched() // Go never waits for room: let the workers drain
+		if err := p.Go(ctx, 1); err != nil {
+			b.Fatal(err)
 		}
 	}
 	_ = p.Close()
@@ -399,33 +395,11 @@ func BenchmarkForkJoin(b *testing.B) {
 // call). Compare with BenchmarkGo and BenchmarkChannelPool in one run.
 func BenchmarkGoObserver(b *testing.B) {
 	var ended atomic.Int64
-	p := New(benchWorkers(), func(_ context.Context, n int) (struct{}, error) {
-		sink.Add(int64(n))
-		return struct{}{}, nil
-	}, WithQueueSize(1024), WithObserver(func(e End) {
+	benchGo(b, WithObserver(func(e End) {
 		if e.Outcome == Succeeded {
 			ended.Add(1)
 		}
 	}))
-	ctx := context.Background()
-	sink.Store(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		for {
-			err := p.Go(ctx, 1)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, ErrQueueFull) {
-				b.Fatal(err)
-			}
-			runtime.Gosched() // Go never waits for room: let the workers drain
-		}
-	}
-	_ = p.Close()
-	b.StopTimer()
-	checkSink(b, 1)
 	if got := ended.Load(); got != int64(b.N) {
 		b.Fatalf("the observer saw %d successes, want %d", got, b.N)
 	}
