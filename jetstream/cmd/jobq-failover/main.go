@@ -79,15 +79,11 @@ func run(jobs int) error {
 		return err
 	}
 	defer nc.Close()
-	q, err := jetstream.Open[Order, Receipt](ctx, nc, jetstream.Config{Name: queueName, Lease: lease})
+	q, effects, err := open(ctx, nc)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	effects, err := bucket(ctx, nc)
-	if err != nil {
-		return err
-	}
 
 	a, err := startWorker(srv.URL())
 	if err != nil {
@@ -149,6 +145,21 @@ func run(jobs int) error {
 	}
 	fmt.Printf("effects: %d recorded, one per job: every job ended exactly once\n", st.Values())
 	return nil
+}
+
+// open opens the example's queue and its effects bucket on nc, as the
+// submitter and every worker do; the caller closes the queue.
+func open(ctx context.Context, nc *nats.Conn) (*jetstream.Queue[Order, Receipt], natsjs.KeyValue, error) {
+	q, err := jetstream.Open[Order, Receipt](ctx, nc, jetstream.Config{Name: queueName, Lease: lease})
+	if err != nil {
+		return nil, nil, err
+	}
+	effects, err := bucket(ctx, nc)
+	if err != nil {
+		q.Close()
+		return nil, nil, err
+	}
+	return q, effects, nil
 }
 
 func bucket(ctx context.Context, nc *nats.Conn) (natsjs.KeyValue, error) {
@@ -230,15 +241,11 @@ func worker(url string) error {
 		return err
 	}
 	defer nc.Close()
-	q, err := jetstream.Open[Order, Receipt](ctx, nc, jetstream.Config{Name: queueName, Lease: lease})
+	q, effects, err := open(ctx, nc)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	effects, err := bucket(ctx, nc)
-	if err != nil {
-		return err
-	}
 	out := bufio.NewWriter(os.Stdout)
 	lines := make(chan string, 1024)
 	flushed := make(chan struct{})
