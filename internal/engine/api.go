@@ -54,7 +54,8 @@ func (p *Pool[In, Out]) submit(j *Job[In, Out], wait, inPlace bool) (*Job[In, Ou
 		j.flags.Or(flagNested)
 		wait = false
 	}
-	err := p.enqueue(ctx, task[In, Out]{j: j}, wait)
+	t := task[In, Out]{j: j}
+	err := p.enqueue(ctx, &t, wait)
 	if err == ErrQueueFull && nested && inPlace {
 		err = p.runNow(j)
 	}
@@ -89,7 +90,8 @@ func (p *Pool[In, Out]) runNow(j *Job[In, Out]) error {
 // deadline, is held by value and allocates nothing; any other has a record.
 func (p *Pool[In, Out]) Go(ctx context.Context, in In, wait bool) error {
 	if (ctx == context.Background() || ctx == context.TODO()) && !p.cfg.Policy.hasDeadline() {
-		err := p.enqueue(ctx, task[In, Out]{sc: &p.sc, in: in, rt: &p.def}, wait)
+		t := task[In, Out]{in: in, rt: &p.def}
+		err := p.enqueue(ctx, &t, wait)
 		if err != nil {
 			p.rejected.Add(1)
 		}
@@ -125,6 +127,7 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 		pol = &p.cfg.Policy
 	}
 	s := &Stream[In, Out]{p: p, rt: route[Out]{pol: pol, sink: sink}}
+	s.rt.sc = &s.sc
 	ictx, cancel := context.WithCancel(ctx)
 	s.sc = sharedCtx{Context: ictx, pool: p}
 	s.cancel = cancel
@@ -136,14 +139,14 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 // Submit queues item in for the slot of the sink, waiting for room.
 func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 	p := s.p
-	t := task[In, Out]{sc: &s.sc, in: in, rt: &s.rt, slot: slot}
+	t := task[In, Out]{in: in, rt: &s.rt, slot: slot}
 	if s.rt.pol.hasDeadline() {
 		j := p.newJob(&s.sc, in, s.rt.pol)
 		sink := s.rt.sink
 		j.OnDone(func() { sink.Done(slot, j.val, j.err) })
 		t = task[In, Out]{j: j}
 	}
-	err := p.enqueue(&s.sc, t, true)
+	err := p.enqueue(&s.sc, &t, true)
 	if err != nil {
 		p.rejected.Add(1)
 	}

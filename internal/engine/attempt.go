@@ -337,10 +337,11 @@ func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 // attemptValue runs t, a job held by value, on w.
 func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 	var zero Out
-	if t.sc.ended.Load() {
+	sc := t.rt.sc
+	if sc.ended.Load() {
 		// Its ctx ended while it waited: the pool's, at Shutdown's
 		// give-up, or its Map's.
-		err := t.sc.Err()
+		err := sc.Err()
 		if p.quitting.Load() {
 			err = ErrClosed
 		}
@@ -357,7 +358,7 @@ func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 			p.afterValue(w, t, t0, zero, goexitErr())
 		}
 	}()
-	out, err := p.call(t.sc, t.in)
+	out, err := p.call(sc, t.in)
 	exited = false
 	p.afterValue(w, t, t0, out, err)
 }
@@ -380,13 +381,13 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 		return
 	}
 	pol := t.rt.pol
-	d := decide(pol, t.sc, 1, err, 0, 0, nil)
+	d := decide(pol, t.rt.sc, 1, err, 0, 0, nil)
 	if !d.retry {
 		p.endValue(w, t, *new(Out), d.final, outcomeOf(d.final), ran, 1)
 		return
 	}
 	// Only now does the job need a record of its own.
-	j := p.newJob(t.sc, t.in, pol)
+	j := p.newJob(t.rt.sc, t.in, pol)
 	j.at = t.at
 	j.ran.Store(ran)
 	j.state.Store(mkState(1, Finishing))

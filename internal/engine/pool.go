@@ -56,18 +56,19 @@ type Sink[Out any] interface {
 	Done(slot int32, out Out, err error)
 }
 
-// route is the policy of jobs held by value and, for a Map's, their sink.
+// route is what jobs held by value share: their handler ctx, their
+// policy and, for a Map's, their sink.
 type route[Out any] struct {
+	sc   *sharedCtx
 	pol  *Policy
 	sink Sink[Out]
 }
 
-// task is one queue entry: a job with a record (j), or one held by value,
-// whose handler ctx is shared (sc). Entries are copied in and out under
-// the pool's lock, so the task is kept small.
+// task is one queue entry: a job with a record (j), or one held by value
+// (rt). Entries are copied in and out under the pool's lock, so the task is
+// kept small and moved by pointer.
 type task[In, Out any] struct {
 	j    *Job[In, Out]
-	sc   *sharedCtx
 	in   In
 	rt   *route[Out]
 	k    int32 // j's attempts when queued: only that state claims it
@@ -120,7 +121,7 @@ type Pool[In, Out any] struct {
 	cfg      *Config
 	def      route[Out]  // the route of value jobs with the pool's policy
 	quitting atomic.Bool // abandoned, for readers outside mu
-	_        [12]byte
+	_        [4]byte
 
 	// Line 4: written by submitters alone, on every job.
 	accepted uint64 // jobs ever queued, handed or run in place
@@ -148,6 +149,7 @@ func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out
 	p := &Pool[In, Out]{h: h, cfg: &cfg, onEnd: cfg.OnEnd}
 	p.ring = *NewRing[task[In, Out]](cfg.QueueSize)
 	p.def.pol = &p.cfg.Policy
+	p.def.sc = &p.sc
 	ctx, cancel := context.WithCancel(context.Background())
 	p.sc = sharedCtx{Context: ctx, pool: p}
 	p.cancelSC = cancel
@@ -187,7 +189,7 @@ type worker[In, Out any] struct {
 	outcomes
 
 	timer[In, Out] // the per-attempt timeout timer, reused
-	_              [48]byte
+	_              [56]byte
 }
 
 // waiter is a submitter waiting for room.
@@ -207,10 +209,11 @@ func (p *Pool[In, Out]) Resize(workers int) {
 		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
 		p.live++
 		p.all = append(p.all, w)
-		if t, ok := p.pop(w); ok {
-			p.handTo(w, t)
+		if p.pop(w, &w.hand) {
+			p.handTo(w, nil)
 			w.wake <- struct{}{}
 		} else {
+			w.hand = task[In, Out]{} // pop may have left a dropped entry
 			p.idle = append(p.idle, w)
 		}
 		go p.work(w, true)
@@ -285,7 +288,7 @@ func (p *Pool[In, Out]) Reject() { p.rejected.Add(1) }
 // ctx ends; without, it fails at once with ErrQueueFull, also while others
 // wait. A job with a record whose ctx can end gets a watch that ends it
 // as soon as the ctx does, while it waits.
-func (p *Pool[In, Out]) enqueue(ctx context.Context, t task[In, Out], wait bool) error {
+func (p *Pool[In, Out]) enqueue(ctx context.Context, t *task[In, Out], wait bool) error {
 	if p.onEnd != nil {
 		t.at = p.now() // the observer's Queued counts a wait for room too
 		if t.j != nil {
@@ -312,7 +315,7 @@ var errSpin = errors.New("spin")
 
 // offer is one try of enqueue; with spin, a full queue without waiters
 // answers errSpin instead of waiting.
-func (p *Pool[In, Out]) offer(ctx context.Context, t task[In, Out], wait, spin bool) error {
+func (p *Pool[In, Out]) offer(ctx context.Context, t *task[In, Out], wait, spin bool) error {
 	p.mu.Lock()
 	if p.phase != open {
 		p.mu.Unlock()
@@ -324,14 +327,14 @@ func (p *Pool[In, Out]) offer(ctx context.Context, t task[In, Out], wait, spin b
 			// straight to it.
 			w := p.idle[n-1]
 			p.idle = p.idle[:n-1]
-			p.accept(&t)
+			p.accept(t)
 			p.claimFor(w, t)
 			p.mu.Unlock()
 			w.wake <- struct{}{}
 			return nil
 		}
-		if p.ring.Push(t) {
-			p.accept(&t)
+		if p.ring.PushFrom(t) {
+			p.accept(t)
 			p.mu.Unlock()
 			return nil
 		}
@@ -344,7 +347,7 @@ func (p *Pool[In, Out]) offer(ctx context.Context, t task[In, Out], wait, spin b
 		p.mu.Unlock()
 		return errSpin
 	}
-	wt := &waiter[In, Out]{t: t, ready: make(chan error, 1)}
+	wt := &waiter[In, Out]{t: *t, ready: make(chan error, 1)}
 	p.waiters = append(p.waiters, wt)
 	p.mu.Unlock()
 	select {
@@ -380,7 +383,7 @@ func (p *Pool[In, Out]) accept(t *task[In, Out]) {
 // serveWaiters moves waiting submitters' jobs into the ring while it has
 // room: a slot that frees goes to the longest waiter. p.mu is held.
 func (p *Pool[In, Out]) serveWaiters() {
-	for len(p.waiters) > 0 && p.ring.Push(p.waiters[0].t) {
+	for len(p.waiters) > 0 && p.ring.PushFrom(&p.waiters[0].t) {
 		wt := p.waiters[0]
 		p.waiters[0] = nil
 		p.waiters = p.waiters[1:]
@@ -389,18 +392,14 @@ func (p *Pool[In, Out]) serveWaiters() {
 	}
 }
 
-// pop takes the next live entry: retries first. A record's entry is
-// claimed here, under mu; entries of jobs that ended or moved on are
+// pop moves the next live entry into *t: retries first. A record's entry
+// is claimed here, under mu; entries of jobs that ended or moved on are
 // dropped. p.mu is held.
-func (p *Pool[In, Out]) pop(w *worker[In, Out]) (task[In, Out], bool) {
+func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
 	for {
-		var t task[In, Out]
-		if p.retries.Len() > 0 {
-			t, _ = p.retries.Pop()
-		} else {
-			var ok bool
-			if t, ok = p.ring.Pop(); !ok {
-				return t, false
+		if !p.retries.PopInto(t) {
+			if !p.ring.PopInto(t) {
+				return false
 			}
 			if len(p.waiters) > 0 {
 				p.serveWaiters()
@@ -408,10 +407,10 @@ func (p *Pool[In, Out]) pop(w *worker[In, Out]) (task[In, Out], bool) {
 		}
 		if t.j == nil {
 			w.claimed++
-			return t, true
+			return true
 		}
 		if p.claim(t.j, int(t.k), w) {
-			return t, true
+			return true
 		}
 	}
 }
@@ -435,7 +434,7 @@ func (p *Pool[In, Out]) claim(j *Job[In, Out], k int, w *worker[In, Out]) bool {
 }
 
 // claimFor hands t, just accepted, to idle worker w. p.mu is held.
-func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t task[In, Out]) {
+func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t *task[In, Out]) {
 	if t.j == nil {
 		w.claimed++
 	} else if !p.claim(t.j, int(t.k), w) {
@@ -444,10 +443,13 @@ func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t task[In, Out]) {
 	p.handTo(w, t)
 }
 
-// handTo gives claimed t to w, which is not idle, for its wake-up. p.mu
-// is held.
-func (p *Pool[In, Out]) handTo(w *worker[In, Out], t task[In, Out]) {
-	w.hand, w.handed, w.busy, w.cur = t, true, true, t.j
+// handTo gives claimed t (nil: the one already in w.hand) to w, which is
+// not idle, for its wake-up. p.mu is held.
+func (p *Pool[In, Out]) handTo(w *worker[In, Out], t *task[In, Out]) {
+	if t != nil {
+		w.hand = *t
+	}
+	w.handed, w.busy, w.cur = true, true, w.hand.j
 }
 
 // wakeIdle wakes an idle worker, handing it t if not nil. p.mu is held.
@@ -456,7 +458,7 @@ func (p *Pool[In, Out]) wakeIdle(t *task[In, Out]) {
 	w := p.idle[n-1]
 	p.idle = p.idle[:n-1]
 	if t != nil {
-		p.handTo(w, *t)
+		p.handTo(w, t)
 	}
 	w.wake <- struct{}{} // never blocks: an idle worker's buffer is empty
 }
@@ -475,11 +477,13 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 	if parked && !p.wait(w) {
 		return
 	}
+	var t task[In, Out]
 	for {
 		p.mu.Lock()
-		t, ok := p.next(w)
+		ok := p.next(w, &t)
 		p.mu.Unlock()
 		if !ok {
+			t = task[In, Out]{} // keeps nothing alive while parked
 			if !p.wait(w) {
 				return
 			}
@@ -493,10 +497,7 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 
 // wait parks idle w until it is woken; it runs what it was handed, and
 // reports whether the worker goes on.
-var Parks atomic.Int64
-
 func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
-	Parks.Add(1)
 	<-w.wake
 	// The waker wrote these under p.mu before its send, and nobody
 	// writes them again before w is idle again.
@@ -504,19 +505,19 @@ func (p *Pool[In, Out]) wait(w *worker[In, Out]) bool {
 		return false // retired
 	}
 	if w.handed {
-		t := w.hand
-		w.hand, w.handed = task[In, Out]{}, false
+		w.handed = false
 		w.resume = true
-		p.attempt(w, &t)
+		p.attempt(w, &w.hand)
 		w.resume = false
+		w.hand = task[In, Out]{}
 	}
 	return true
 }
 
-// next counts what w ended and finds w its next job: retries first, then
-// the queue. With none, w parks (it is then in idle) or, if it is no
+// next counts what w ended and moves its next job into *t: retries first,
+// then the queue. With none, w parks (it is then in idle) or, if it is no
 // longer wanted, retires. p.mu is held.
-func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
+func (p *Pool[In, Out]) next(w *worker[In, Out], t *task[In, Out]) bool {
 	w.busy, w.cur = false, nil
 	w.fired += w.pendingFired
 	w.ended += w.unended
@@ -526,18 +527,18 @@ func (p *Pool[In, Out]) next(w *worker[In, Out]) (task[In, Out], bool) {
 	}
 	if p.live > p.target || p.phase == drained {
 		p.retire(w)
-		return task[In, Out]{}, false
+		return false
 	}
-	if t, ok := p.pop(w); ok {
+	if p.pop(w, t) {
 		w.busy, w.cur = true, t.j
-		return t, true
+		return true
 	}
 	if p.phase != open && p.endedAll() == p.accepted {
 		p.retire(w)
-		return task[In, Out]{}, false
+		return false
 	}
 	p.idle = append(p.idle, w)
-	return task[In, Out]{}, false
+	return false
 }
 
 // retire removes w from the pool, keeping its counts, and lets its

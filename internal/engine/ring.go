@@ -45,14 +45,17 @@ func (r *Ring[T]) Cap() int {
 
 // Push appends v. It returns false, leaving the Ring unchanged, when the Ring
 // holds Cap items.
-func (r *Ring[T]) Push(v T) bool {
+func (r *Ring[T]) Push(v T) bool { return r.PushFrom(&v) }
+
+// PushFrom is Push of *v: a large T is copied once, into its slot.
+func (r *Ring[T]) PushFrom(v *T) bool {
 	if r.bound != 0 && r.n >= r.bound {
 		return false
 	}
 	if r.n == len(r.buf) {
 		r.resize(max(minRingSlots, 2*len(r.buf)))
 	}
-	r.buf[(r.head+r.n)&(len(r.buf)-1)] = v
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = *v
 	r.n++
 	return true
 }
@@ -67,11 +70,18 @@ func (r *Ring[T]) Peek() (v T, ok bool) {
 
 // Pop removes and returns the oldest item.
 func (r *Ring[T]) Pop() (v T, ok bool) {
+	ok = r.PopInto(&v)
+	return v, ok
+}
+
+// PopInto is Pop into *dst: a large T is copied once, out of its slot. It
+// leaves *dst as it was when the Ring is empty.
+func (r *Ring[T]) PopInto(dst *T) bool {
 	if r.n == 0 {
-		return v, false
+		return false
 	}
 	var zero T
-	v, r.buf[r.head] = r.buf[r.head], zero
+	*dst, r.buf[r.head] = r.buf[r.head], zero
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	if r.n <= len(r.buf)/4 {
@@ -79,7 +89,7 @@ func (r *Ring[T]) Pop() (v T, ok bool) {
 	} else if r.low != 0 {
 		r.low = 0
 	}
-	return v, true
+	return true
 }
 
 // fallen runs after a Pop left the ring at most a quarter full; kept out of
