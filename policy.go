@@ -37,7 +37,7 @@ import (
 // Timeout or MaxElapsed; use a pool without that default instead.
 type Policy struct {
 	// MaxAttempts is the total number of tries, the first included;
-	// 1 means no retry. A job makes at most 1<<30 - 1 attempts, however
+	// 1 means no retry. A job makes at most 1<<29 - 1 attempts, however
 	// large MaxAttempts is.
 	MaxAttempts int
 	// Backoff gives the delay before each retry.

@@ -457,10 +457,10 @@ func TestRetryDecisions(t *testing.T) {
 		{name: "second retry", p: three, attempt: 2, err: errBoom, prev: 100 * ms, wantDelay: 200 * ms, wantOK: true},
 		{name: "attempts used up", p: three, attempt: 3, err: errBoom},
 		{name: "past the limit", p: three, attempt: 7, err: errBoom},
-		{name: "below the cap on attempts", p: Policy{MaxAttempts: math.MaxInt, Backoff: Constant(ms)}, attempt: 1<<30 - 2, err: errBoom, wantDelay: ms, wantOK: true},
+		{name: "below the cap on attempts", p: Policy{MaxAttempts: math.MaxInt, Backoff: Constant(ms)}, attempt: 1<<29 - 2, err: errBoom, wantDelay: ms, wantOK: true},
 		// The attempt count lives in 30 bits of Result.state: past the
 		// cap, attempt numbers would wrap and name the wrong attempt.
-		{name: "the cap on attempts beats MaxAttempts", p: Policy{MaxAttempts: math.MaxInt, Backoff: Constant(ms)}, attempt: 1<<30 - 1, err: errBoom},
+		{name: "the cap on attempts beats MaxAttempts", p: Policy{MaxAttempts: math.MaxInt, Backoff: Constant(ms)}, attempt: 1<<29 - 1, err: errBoom},
 		{name: "unmerged zero MaxAttempts does not retry", p: Policy{}, attempt: 1, err: errBoom},
 		{name: "unmerged nil Backoff uses the library default", p: Policy{MaxAttempts: 2}, attempt: 1, err: errBoom, wantDelay: 100 * ms, wantOK: true},
 		{name: "nil error is not retried", p: three, attempt: 1, err: nil},

@@ -5,23 +5,33 @@ import (
 	"time"
 )
 
-// jobWithPolicy is the record of a job with a policy of its own: one
-// allocation for both.
-type jobWithPolicy[In, Out any] struct {
+// fullJob is the record of a job whose policy has a deadline or is its
+// own, or whose pool has an observer: one allocation for the job, its
+// first attempt's ext with the side record, and its own policy.
+type fullJob[In, Out any] struct {
 	Job[In, Out]
+	x   ext[In, Out]
 	own Policy
 }
 
 // newJob makes the record of a job of p, not yet queued, with policy pol
 // (nil: the pool's).
 func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In, Out] {
+	def := &p.cfg.Policy
+	if pol == nil {
+		pol = def
+	}
 	var j *Job[In, Out]
-	if pol == nil || pol == &p.cfg.Policy {
-		j = &Job[In, Out]{pol: &p.cfg.Policy}
+	if pol == def && p.onEnd == nil && !def.hasDeadline() {
+		j = new(Job[In, Out])
 	} else {
-		c := &jobWithPolicy[In, Out]{own: *pol}
+		c := new(fullJob[In, Out])
 		j = &c.Job
-		j.pol = &c.own
+		j.act.ext.Store(&c.x)
+		if pol != def {
+			c.own = *pol
+			c.x.pol = &c.own
+		}
 	}
 	j.in = in
 	j.act.init(ctx, p, 1)
@@ -30,7 +40,7 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 }
 
 // Nested reports whether j was submitted from a handler of its own pool.
-func (j *Job[In, Out]) Nested() bool { return j.flags.Load()&flagNested != 0 }
+func (j *Job[In, Out]) Nested() bool { return j.flagged(flagNested) }
 
 // Submit queues a job of in under pol (nil: the pool's policy) and
 // returns its record, completed with the error when it is refused. With
@@ -51,7 +61,7 @@ func (p *Pool[In, Out]) submit(j *Job[In, Out], wait, inPlace bool) (*Job[In, Ou
 	ctx := j.ctx()
 	nested := Owner(ctx) == any(p)
 	if nested {
-		j.flags.Or(flagNested)
+		j.flag(flagNested)
 		wait = false
 	}
 	t := task[In, Out]{j: j}

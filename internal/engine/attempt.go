@@ -48,7 +48,7 @@ func (j *Job[In, Out]) actx(k int) *attemptCtx[In, Out] {
 	if k <= 1 {
 		return &j.act
 	}
-	return j.side.cur
+	return j.sd().cur
 }
 
 // attemptJob runs attempt k of j, claimed, on w.
@@ -63,7 +63,7 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 		return
 	}
 	ac := j.actx(k)
-	pol := j.pol
+	pol := j.policy()
 	var dl time.Time
 	if pol.hasDeadline() {
 		now := time.Now()
@@ -87,9 +87,9 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 			}
 			return
 		}
-		ac.deadline = dl.UnixNano()
+		ac.setDeadline(dl)
 	}
-	if j.state.Load() != mkState(k, Running) {
+	if j.Word.Load() != mkState(k, Running) {
 		return // Cancel or Shutdown's give-up ended it since the claim
 	}
 	if !dl.IsZero() {
@@ -120,7 +120,7 @@ func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac 
 		}
 	}
 	if t0 != 0 {
-		j.ran.Add(p.now() - t0)
+		j.sd().ran.Add(p.now() - t0)
 	}
 	if ac.own() == ownTimeout {
 		err = context.DeadlineExceeded // the timer cancelled it, and has not ended it yet
@@ -144,15 +144,16 @@ func (j *Job[In, Out]) endUnrun(k int) bool { return j.move(k, Running, k-1, Don
 // failJob decides what follows attempt k of j, which failed with err; j
 // is Finishing.
 func (p *Pool[In, Out]) failJob(w *worker[In, Out], j *Job[In, Out], k int, err error) {
+	pol := j.policy()
 	var prev, elapsed time.Duration
 	var errs []error
-	if sd := j.side; sd != nil {
+	if sd := j.sd(); sd != nil {
 		prev, errs = sd.prev, sd.errs
-		if j.pol.MaxElapsed > 0 {
+		if pol.MaxElapsed > 0 {
 			elapsed = time.Since(sd.start)
 		}
 	}
-	d := decide(j.pol, j.ctx(), k, err, prev, elapsed, errs)
+	d := decide(pol, j.ctx(), k, err, prev, elapsed, errs)
 	if d.retry {
 		p.backoff(w, j, k, err, d.delay)
 		return
@@ -207,7 +208,7 @@ func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
 		return // Cancel, its ctx or the give-up ended it
 	}
 	delete(p.backoffs, j)
-	sd := j.side
+	sd := j.sd()
 	ac := new(attemptCtx[In, Out])
 	ac.init(j.ctx(), p, k+1)
 	sd.cur = ac
@@ -217,7 +218,7 @@ func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
 	}
 	t := task[In, Out]{j: j, k: int32(k)}
 	switch {
-	case j.flags.Load()&flagAwaited != 0 && p.claim(j, k, nil):
+	case j.flagged(flagAwaited) && p.claim(j, k, nil):
 		w := p.inPlace(j)
 		p.mu.Unlock()
 		p.runInPlace(w, j, k+1)
@@ -271,7 +272,7 @@ func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) b
 	} else {
 		p.mu.Lock()
 		p.waitOut++
-		if sd := j.side; sd != nil {
+		if sd := j.sd(); sd != nil {
 			if ph == Backoff {
 				delete(p.backoffs, j)
 				sd.timer.Stop()
@@ -292,13 +293,13 @@ func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) b
 // rather than wait for another. Its retries then run where their backoff
 // ends.
 func (j *Job[In, Out]) Help() {
-	if j.flags.Load()&flagNested == 0 {
+	if !j.flagged(flagNested) {
 		return
 	}
 	p := j.pool()
 	p.mu.Lock()
-	j.flags.Or(flagAwaited)
-	s := j.state.Load()
+	j.flag(flagAwaited)
+	s := j.Word.Load()
 	k := int(s >> phaseBits)
 	if Phase(s&phaseMask) != Queued || !p.claim(j, k, nil) {
 		p.mu.Unlock()
@@ -388,10 +389,11 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 	}
 	// Only now does the job need a record of its own.
 	j := p.newJob(t.rt.sc, t.in, pol)
-	j.at = t.at
-	j.ran.Store(ran)
-	j.state.Store(mkState(1, Finishing))
-	j.sideOf().start = p.epoch.Add(time.Duration(t0))
+	sd := j.sideOf()
+	sd.at = t.at
+	sd.ran.Store(ran)
+	j.Word.Store(mkState(1, Finishing))
+	sd.start = p.epoch.Add(time.Duration(t0))
 	if sink := t.rt.sink; sink != nil {
 		slot := t.slot
 		j.OnDone(func() { sink.Done(slot, j.val, j.err) })
@@ -405,7 +407,8 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 func (p *Pool[In, Out]) endJob(w *worker[In, Out], j *Job[In, Out], out Out, err error, oc Outcome) {
 	p.count(w, oc)
 	if f := p.onEnd; f != nil {
-		p.observe(f, oc, err, j.Attempts(), j.at, j.ran.Load())
+		sd := j.sd()
+		p.observe(f, oc, err, j.Attempts(), sd.at, sd.ran.Load())
 	}
 	j.Complete(out, err)
 	p.countEnd(w)
@@ -480,7 +483,7 @@ func (p *Pool[In, Out]) countEnd(w *worker[In, Out]) {
 // and reports the phase it left and its attempts.
 func (j *Job[In, Out]) endIn(phases []Phase) (Phase, int, bool) {
 	for spins := 0; ; spins++ {
-		s := j.state.Load()
+		s := j.Word.Load()
 		ph, k := Phase(s&phaseMask), int(s>>phaseBits)
 		if ph == Finishing {
 			yield(spins) // the policy decides, a moment

@@ -93,6 +93,8 @@ const (
 
 	ownShift = 2
 	errMask  = 3
+
+	flagShift = 4 // the job's flags, in its first attempt's ctx: see Job
 )
 
 func codeOf(err error) uint32 {
@@ -115,24 +117,35 @@ func errOf(code uint32) error {
 // attemptCtx is the handler ctx of one attempt of a job with a record.
 //
 // Invariants: state's err code turns non-zero once and never changes
-// after; so does its own code. ext, made on the first Done or AfterFunc,
-// is never replaced; its fields are guarded by ext.mu.
+// after; so does its own code. ext, made on the first Done, AfterFunc or
+// deadline (or with the job), is never replaced; its fields are guarded by
+// ext.mu, but for deadline, written before the attempt starts.
 type attemptCtx[In, Out any] struct {
-	parent   context.Context // the submission's ctx
-	pool     *Pool[In, Out]
-	deadline int64 // the attempt's own, in Unix ns; 0 when none
-	attempt  int32
-	state    atomic.Uint32 // err code | own code<<ownShift
-	ext      atomic.Pointer[ctxExt]
+	parent  context.Context // the submission's ctx
+	pool    *Pool[In, Out]
+	ext     atomic.Pointer[ext[In, Out]]
+	attempt int32
+	state   atomic.Uint32 // err code | own code<<ownShift | the job's flags (first attempt only)
 }
 
-// ctxExt is what an attemptCtx needs once it is watched from elsewhere.
+// ext is what an attempt needs beyond the common case; the first
+// attempt's also holds its job's side record, so that a job record has
+// one pointer for both.
+type ext[In, Out any] struct {
+	ctxExt
+	side[In, Out]
+}
+
+// ctxExt is what an attemptCtx needs beyond the common case: a deadline,
+// or a watch from elsewhere.
 type ctxExt struct {
-	mu     sync.Mutex
-	done   chan struct{}
-	closed bool
-	stop   func() bool // unregisters the watch on parent
-	afters []*func()
+	deadline int64       // the attempt's own, in Unix ns; 0 when none
+	watching atomic.Bool // the watch on parent is registered, or being
+	mu       sync.Mutex
+	done     chan struct{}
+	closed   bool
+	stop     func() bool // unregisters the watch on parent
+	afters   []*func()
 }
 
 func (c *attemptCtx[In, Out]) init(parent context.Context, pool *Pool[In, Out], attempt int) {
@@ -153,21 +166,21 @@ func (c *attemptCtx[In, Out]) cancel(err error, own uint32) {
 		if n&errMask == errNone {
 			n |= code
 		}
-		if own != ownNone && n>>ownShift == ownNone {
+		if own != ownNone && n>>ownShift&errMask == ownNone {
 			n |= own << ownShift
 		}
 		if n == s || c.state.CompareAndSwap(s, n) {
 			break
 		}
 	}
-	if x := c.ext.Load(); x != nil {
-		c.closeExt(x)
+	if x := c.ext.Load(); x != nil && x.watching.Load() {
+		c.closeExt(x) // else extend, when it comes, closes it
 	}
 }
 
 // closeExt closes x's channel and runs its callbacks, once the ctx is
 // cancelled.
-func (c *attemptCtx[In, Out]) closeExt(x *ctxExt) {
+func (c *attemptCtx[In, Out]) closeExt(x *ext[In, Out]) {
 	x.mu.Lock()
 	if x.closed || c.state.Load()&errMask == errNone {
 		x.mu.Unlock()
@@ -192,17 +205,29 @@ func (c *attemptCtx[In, Out]) closeExt(x *ctxExt) {
 func (c *attemptCtx[In, Out]) end() { c.cancel(context.Canceled, ownNone) }
 
 // own returns the pool's cause of the attempt's cancellation.
-func (c *attemptCtx[In, Out]) own() uint32 { return c.state.Load() >> ownShift }
+func (c *attemptCtx[In, Out]) own() uint32 { return c.state.Load() >> ownShift & errMask }
 
-// extend returns the ctx's ext, making it (and the watch on parent) on
-// first use.
-func (c *attemptCtx[In, Out]) extend() *ctxExt {
+// extOf returns the ctx's ext, making it on first use.
+func (c *attemptCtx[In, Out]) extOf() *ext[In, Out] {
 	if x := c.ext.Load(); x != nil {
 		return x
 	}
-	x := &ctxExt{}
+	x := &ext[In, Out]{}
 	if !c.ext.CompareAndSwap(nil, x) {
 		return c.ext.Load()
+	}
+	return x
+}
+
+// setDeadline gives the attempt its own deadline, before it starts.
+func (c *attemptCtx[In, Out]) setDeadline(dl time.Time) { c.extOf().deadline = dl.UnixNano() }
+
+// extend returns the ctx's ext, with the watch on parent that Done and
+// AfterFunc need registered on first use.
+func (c *attemptCtx[In, Out]) extend() *ext[In, Out] {
+	x := c.extOf()
+	if x.watching.Load() || !x.watching.CompareAndSwap(false, true) {
+		return x
 	}
 	if c.parent.Done() != nil {
 		parent := c.parent
@@ -222,8 +247,8 @@ func (c *attemptCtx[In, Out]) extend() *ctxExt {
 
 func (c *attemptCtx[In, Out]) Deadline() (time.Time, bool) {
 	d, ok := c.parent.Deadline()
-	if c.deadline != 0 && (!ok || c.deadline < d.UnixNano()) {
-		d, ok = time.Unix(0, c.deadline), true
+	if x := c.ext.Load(); x != nil && x.deadline != 0 && (!ok || x.deadline < d.UnixNano()) {
+		d, ok = time.Unix(0, x.deadline), true
 	}
 	return d, ok
 }

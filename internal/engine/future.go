@@ -26,21 +26,33 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Future is a value that completes once. The public jobq.Result is a
 // Future.
 //
-// Invariants: done turns 1 exactly once, by Complete's winner, which then
-// writes val and err and releases wait; readers trust val and err only
-// after wait. ch and hook are guarded by mu; ch is made on demand.
+// Invariants: futDone turns on exactly once, by Complete's winner, which
+// then writes val and err and releases wait; readers trust val and err
+// only after wait. ch and hook are guarded by the futLocked bit, a spin
+// lock held for a few instructions: Done and OnDone take it to publish
+// them, and Complete only once futWant says one is.
+//
+// A Future takes 72 bytes and its value's, so that a job record with it
+// fits 128 (TestJobRecordLayout): hence the lock bit, where a Mutex would
+// take 8 bytes more, and Word.
 type Future[T any] struct {
-	done   atomic.Uint32 // 1 once a Complete has won
-	wantCh atomic.Bool   // ch or hook exists: Complete takes mu
-	val    T
-	err    error
-	wait   sync.WaitGroup // released once val and err are written
-	ctl    Control        // nil for a Future that failed at submission
-
-	mu   sync.Mutex
-	ch   chan struct{} // closed on completion
-	hook func()        // runs once, on completion
+	bits atomic.Uint32 // futDone | futWant | futLocked
+	// Word is the work's own: a Job keeps its lifecycle state here.
+	Word atomic.Uint32
+	val  T
+	err  error
+	wait sync.WaitGroup // released once val and err are written
+	ctl  Control        // nil for a Future that failed at submission
+	ch   chan struct{}  // closed on completion; made on demand
+	hook func()         // runs once, on completion
 }
+
+// Future state bits.
+const (
+	futDone   = 1 << iota // a Complete has won
+	futWant               // ch or hook is set: Complete must lock to see them
+	futLocked             // ch and hook are being read or written
+)
 
 // Init readies f, not yet completed, for completion by ctl's work.
 func (f *Future[T]) Init(ctl Control) {
@@ -52,30 +64,50 @@ func (f *Future[T]) Init(ctl Control) {
 func FailedFuture[T any](err error) *Future[T] {
 	f := new(Future[T])
 	f.err = err
-	f.done.Store(1)
+	f.bits.Store(futDone)
 	return f
 }
 
 // Ctl returns the work behind f, nil if none.
 func (f *Future[T]) Ctl() Control { return f.ctl }
 
+// lock takes the futLocked bit, setting set beside it, and returns the
+// state it found.
+func (f *Future[T]) lock(set uint32) uint32 {
+	for spins := 0; ; spins++ {
+		s := f.bits.Load()
+		if s&futLocked == 0 && f.bits.CompareAndSwap(s, s|futLocked|set) {
+			return s
+		}
+		yield(spins)
+	}
+}
+
+func (f *Future[T]) unlock() { f.bits.And(^uint32(futLocked)) }
+
 // Complete completes f with (v, err) and reports whether it won: only the
 // first Complete of an Init-ed Future does.
 func (f *Future[T]) Complete(v T, err error) bool {
-	if !f.done.CompareAndSwap(0, 1) {
-		return false
+	var s uint32
+	for {
+		s = f.bits.Load()
+		if s&futDone != 0 {
+			return false
+		}
+		if f.bits.CompareAndSwap(s, s|futDone) {
+			break
+		}
 	}
 	f.val, f.err = v, err
 	f.wait.Done()
-	if f.wantCh.Load() {
-		f.mu.Lock()
-		if f.ch != nil && f.ch != closedChan {
-			close(f.ch)
+	if s&futWant != 0 { // Done or OnDone came first: ch or hook is, or is being, set
+		f.lock(0)
+		ch, hook := f.ch, f.hook
+		f.ch, f.hook = closedChan, nil
+		f.unlock()
+		if ch != nil && ch != closedChan {
+			close(ch)
 		}
-		f.ch = closedChan
-		hook := f.hook
-		f.hook = nil
-		f.mu.Unlock()
 		if hook != nil {
 			hook()
 		}
@@ -85,26 +117,24 @@ func (f *Future[T]) Complete(v T, err error) bool {
 
 // IsDone reports whether a Complete has won; the outcome may be a moment
 // from readable (Await waits for it).
-func (f *Future[T]) IsDone() bool { return f.done.Load() != 0 }
+func (f *Future[T]) IsDone() bool { return f.bits.Load()&futDone != 0 }
 
 // Done returns a channel closed once f has completed.
 func (f *Future[T]) Done() <-chan struct{} {
 	if f.IsDone() {
-		f.wait.Wait()
 		return closedChan
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	if f.lock(futWant)&futDone != 0 {
+		// Complete won before it could see futWant: it leaves ch alone.
+		f.unlock()
+		return closedChan
+	}
 	if f.ch == nil {
 		f.ch = make(chan struct{})
-		f.wantCh.Store(true)
-		if f.IsDone() { // Complete ran before it could see wantCh
-			f.wait.Wait()
-			close(f.ch)
-			f.ch = closedChan
-		}
 	}
-	return f.ch
+	ch := f.ch
+	f.unlock()
+	return ch // Complete, which will see futWant, closes it
 }
 
 // Await waits for f, bounded by ctx, and returns its outcome; it helps
@@ -139,18 +169,17 @@ func (f *Future[T]) Outcome() (T, error) {
 // that completes f, or at once if f has completed. A Future holds one
 // pending fn: OnDone reports false, doing nothing, while one is pending.
 func (f *Future[T]) OnDone(fn func()) bool {
-	f.mu.Lock()
+	s := f.lock(futWant)
 	if f.hook != nil {
-		f.mu.Unlock()
+		f.unlock()
 		return false
 	}
-	f.wantCh.Store(true)
-	if !f.IsDone() {
+	if s&futDone == 0 { // Complete, which will see futWant, runs it
 		f.hook = fn
-		f.mu.Unlock()
+		f.unlock()
 		return true
 	}
-	f.mu.Unlock()
+	f.unlock()
 	f.wait.Wait()
 	fn()
 	return true

@@ -83,55 +83,73 @@ const (
 	phaseMask = 1<<phaseBits - 1
 )
 
-// MaxAttempts is the most attempts a job makes, whatever its policy says.
-const MaxAttempts = 1<<30 - 1
+// MaxAttempts is the most attempts a job makes, whatever its policy says:
+// what the state word has room for.
+const MaxAttempts = 1<<(32-phaseBits) - 1
 
-func mkState(attempts int, ph Phase) uint64 { return uint64(attempts)<<phaseBits | uint64(ph) }
-
-// Job flags.
-const (
-	flagNested  = 1 << iota // submitted from a handler of its own pool: whoever awaits it while queued runs it
-	flagAwaited             // a goroutine awaits it (Help ran): its retries run where their backoff ends
-)
+func mkState(attempts int, ph Phase) uint32 { return uint32(attempts)<<phaseBits | uint32(ph) }
 
 // Job is the record of a submitted job: its Future, and all it needs to
-// run and be retried. It is the one allocation of a Submit.
+// run and be retried. It is the one allocation of a Submit, 128 bytes for
+// small In and Out (TestJobRecordLayout): the state word lives in the
+// Future's Word, the flags in the first attempt's ctx state, and what only
+// some jobs need in the side record, in that ctx's ext.
 type Job[In, Out any] struct {
-	Future[Out]
-	state atomic.Uint64 // attempts<<phaseBits | phase; see the table above
-	flags atomic.Uint32 // flagNested, flagAwaited
-	in    In
-	pol   *Policy
-	at    int64        // submission time, in ns since the pool's epoch, when an observer is set
-	ran   atomic.Int64 // ns its attempts ran, when an observer is set; a late attempt adds while an ender reads
-	side  *side[In, Out]
-	act   attemptCtx[In, Out] // the first attempt's ctx; its parent is the submission's, its pool the job's
+	Future[Out]                     // Word: attempts<<phaseBits | phase; see the table above
+	act         attemptCtx[In, Out] // the first attempt's ctx; its parent is the submission's, its pool the job's
+	in          In
 }
 
-// side is what a job needs beyond its first attempt, made when first
-// needed. Only the holder of the job's state touches it, but for timer,
-// cur and stopWatch, which are guarded by the pool's lock.
+// side is what a job needs beyond the common case: a policy of its own, a
+// retry, an observer. It is made with the job when the job's policy or
+// pool asks for it, else when first needed, in its first attempt's ctx's
+// ext. Only the holder of the job's state touches it, but for timer, cur
+// and stopWatch, which are guarded by the pool's lock, and ran.
 type side[In, Out any] struct {
+	pol       *Policy              // the job's own policy; nil: the pool's
 	start     time.Time            // the first attempt's start; zero until MaxElapsed needs it
 	prev      time.Duration        // the last backoff delay
 	errs      []error              // earlier attempts' errors
 	timer     *time.Timer          // the backoff timer
 	stopWatch func() bool          // the watch on ctx while queued or in backoff
 	cur       *attemptCtx[In, Out] // the running attempt's ctx, from the second attempt on
+	at        int64                // submission time, in ns since the pool's epoch, when an observer is set
+	ran       atomic.Int64         // ns its attempts ran, when an observer is set; a late attempt adds while an ender reads
 }
 
-func (j *Job[In, Out]) sideOf() *side[In, Out] {
-	if j.side == nil {
-		j.side = new(side[In, Out])
+// sd returns j's side record, nil if it has none yet.
+func (j *Job[In, Out]) sd() *side[In, Out] {
+	if x := j.act.ext.Load(); x != nil {
+		return &x.side
 	}
-	return j.side
+	return nil
 }
+
+// sideOf returns j's side record, making it if need be.
+func (j *Job[In, Out]) sideOf() *side[In, Out] { return &j.act.extOf().side }
+
+// policy returns j's policy.
+func (j *Job[In, Out]) policy() *Policy {
+	if sd := j.sd(); sd != nil && sd.pol != nil {
+		return sd.pol
+	}
+	return &j.act.pool.cfg.Policy
+}
+
+// Job flags, kept in the first attempt's ctx state.
+const (
+	flagNested  = 1 << (flagShift + iota) // submitted from a handler of its own pool: whoever awaits it while queued runs it
+	flagAwaited                           // a goroutine awaits it (Help ran): its retries run where their backoff ends
+)
+
+func (j *Job[In, Out]) flagged(f uint32) bool { return j.act.state.Load()&f != 0 }
+func (j *Job[In, Out]) flag(f uint32)         { j.act.state.Or(f) }
 
 // Phase returns j's phase.
-func (j *Job[In, Out]) Phase() Phase { return Phase(j.state.Load() & phaseMask) }
+func (j *Job[In, Out]) Phase() Phase { return Phase(j.Word.Load() & phaseMask) }
 
 // Attempts reports the attempts of j started so far.
-func (j *Job[In, Out]) Attempts() int { return int(j.state.Load() >> phaseBits) }
+func (j *Job[In, Out]) Attempts() int { return int(j.Word.Load() >> phaseBits) }
 
 // move makes j's move from phase from, at attempt k, to phase to, at
 // attempt k2; it reports whether j was there to move.
@@ -139,7 +157,7 @@ func (j *Job[In, Out]) move(k int, from Phase, k2 int, to Phase) bool {
 	if !allowed[from][to] {
 		panic(fmt.Sprintf("jobq: internal error: job moved from %v to %v", from, to))
 	}
-	return j.state.CompareAndSwap(mkState(k, from), mkState(k2, to))
+	return j.Word.CompareAndSwap(mkState(k, from), mkState(k2, to))
 }
 
 // claim starts attempt k+1 of j, queued after k attempts.

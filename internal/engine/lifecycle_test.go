@@ -34,13 +34,13 @@ func TestEveryTransitionOfTheLifecycle(t *testing.T) {
 		for from := Phase(0); from < numPhases; from++ {
 			t.Run(fmt.Sprintf("%s from %v", m.name, from), func(t *testing.T) {
 				var j Job[int, int]
-				j.state.Store(mkState(k, from))
+				j.Word.Store(mkState(k, from))
 				got := m.do(&j, k)
 				if wantOK := from == want[0]; got != wantOK {
 					t.Fatalf("%s from %v: moved %v, want %v", m.name, from, got, wantOK)
 				}
 				if !got {
-					if s := j.state.Load(); s != mkState(k, from) {
+					if s := j.Word.Load(); s != mkState(k, from) {
 						t.Fatalf("a refused %s changed the state to %v", m.name, Phase(s&phaseMask))
 					}
 					return
@@ -49,12 +49,12 @@ func TestEveryTransitionOfTheLifecycle(t *testing.T) {
 				if m.name == "claim" {
 					wantK = k + 1 // a claim starts the next attempt
 				}
-				if s := j.state.Load(); s != mkState(wantK, want[1]) {
+				if s := j.Word.Load(); s != mkState(wantK, want[1]) {
 					t.Fatalf("%s: state %v at attempt %d, want %v at %d", m.name, Phase(s&phaseMask), s>>phaseBits, want[1], wantK)
 				}
 				// The same move, naming another attempt, is refused: a
 				// late actor of an earlier attempt cannot win.
-				j.state.Store(mkState(k, from))
+				j.Word.Store(mkState(k, from))
 				if m.do(&j, k-1) {
 					t.Fatalf("%s at attempt %d moved a job at attempt %d", m.name, k-1, k)
 				}
@@ -69,7 +69,7 @@ func TestEndMovesOnlyFromTheListedPhases(t *testing.T) {
 	for _, from := range []Phase{Queued, Running, Backoff, Done} {
 		for _, phases := range [][]Phase{{Queued, Backoff}, {Queued, Backoff, Running}} {
 			var j Job[int, int]
-			j.state.Store(mkState(2, from))
+			j.Word.Store(mkState(2, from))
 			ph, k, ok := j.endIn(phases)
 			want := from != Done && strings.Contains(fmt.Sprint(phases), from.String())
 			if ok != want {

@@ -292,7 +292,7 @@ func (p *Pool[In, Out]) enqueue(ctx context.Context, t *task[In, Out], wait bool
 	if p.onEnd != nil {
 		t.at = p.now() // the observer's Queued counts a wait for room too
 		if t.j != nil {
-			t.j.at = t.at
+			t.j.sd().at = t.at
 		}
 	}
 	for spins := 0; ; spins++ {
@@ -372,7 +372,7 @@ func (p *Pool[In, Out]) accept(t *task[In, Out]) {
 	if p.onEnd != nil && t.at == 0 { // not stamped by enqueue: a job run in place
 		t.at = p.now()
 		if t.j != nil {
-			t.j.at = t.at
+			t.j.sd().at = t.at
 		}
 	}
 	if j := t.j; j != nil && j.ctx().Done() != nil {
@@ -426,7 +426,7 @@ func (p *Pool[In, Out]) claim(j *Job[In, Out], k int, w *worker[In, Out]) bool {
 	} else {
 		p.waitOut++
 	}
-	if sd := j.side; sd != nil && sd.stopWatch != nil {
+	if sd := j.sd(); sd != nil && sd.stopWatch != nil {
 		sd.stopWatch()
 		sd.stopWatch = nil
 	}
