@@ -88,15 +88,9 @@ func (f *Future[T]) unlock() { f.bits.And(^uint32(futLocked)) }
 // Complete completes f with (v, err) and reports whether it won: only the
 // first Complete of an Init-ed Future does.
 func (f *Future[T]) Complete(v T, err error) bool {
-	var s uint32
-	for {
-		s = f.bits.Load()
-		if s&futDone != 0 {
-			return false
-		}
-		if f.bits.CompareAndSwap(s, s|futDone) {
-			break
-		}
+	s := f.bits.Or(futDone)
+	if s&futDone != 0 {
+		return false
 	}
 	f.val, f.err = v, err
 	f.wait.Done()
