@@ -365,7 +365,8 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 //   - set by newMapper and read-only after: ctx, s, yield, ordered,
 //     window, pols, stream, help;
 //   - the feeder's while it runs, the consumer's once it has seen fdone:
-//     next, grown, the chunk slices, submitted, finished, panicked, pv;
+//     next, grown, the chunk slices, submitted, fseen, finished,
+//     panicked, pv;
 //   - the consumer's: head, seen, emitted, noticed, batch, pending, over,
 //     fedAll, ran, halted, and every slot's ready flag;
 //   - a slot's other fields: written by the feeder before it submits the
@@ -403,9 +404,12 @@ type mapper[In, Out any] struct {
 	next      int   // input index of the next item, and items pulled
 	grown     int32 // slots made
 	submitted int   // items given a completion hook (Results only)
+	fseen     int64 // released, as last read
 	finished  bool  // in returned
 	panicked  bool  // in or s's Submit panicked, with pv
 	pv        any
+
+	_ [64]byte // the feeder's fields above, the consumer's below: no false sharing
 
 	// The consumer's.
 	batch0  [slotBase]int32
@@ -429,6 +433,8 @@ type mapper[In, Out any] struct {
 	parked  atomic.Bool   // the consumer sleeps on wake
 	wake    chan struct{} // buffered: whoever clears parked sends one token
 	fdone   atomic.Bool   // the feeder is over: in returned, or panicked
+
+	_ [64]byte
 
 	// Fork–join: the Results the feeder made, for the consumer to help.
 	subsMu sync.Mutex
@@ -603,12 +609,17 @@ func (m *mapper[In, Out]) grow() int32 {
 // room, in the feeder, waits until the window has room for one more item,
 // and reports whether to go on: false once the consumer has quit.
 func (m *mapper[In, Out]) room() bool {
-	for int64(m.next)-m.released.Load() >= int64(m.window) {
+	for int64(m.next)-m.fseen >= int64(m.window) {
+		// Only now read what the consumer has released, so its counter
+		// stays in its cache while the window has room.
+		if m.fseen = m.released.Load(); int64(m.next)-m.fseen < int64(m.window) {
+			break
+		}
 		if m.quit.Load() {
 			return false
 		}
 		m.fparked.Store(true)
-		if int64(m.next)-m.released.Load() < int64(m.window) || m.quit.Load() {
+		if m.fseen = m.released.Load(); int64(m.next)-m.fseen < int64(m.window) || m.quit.Load() {
 			// Room came, or the consumer quit, meanwhile; if it also
 			// cleared fparked, its token is on its way.
 			if !m.fparked.CompareAndSwap(true, false) {
