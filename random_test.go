@@ -1182,11 +1182,16 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 	if rng.IntN(2) == 0 {
 		opts2 = append(opts2, InFlight(1+rng.IntN(4)))
 	}
+	// src runs in the first Map's feeder, mid in the second's, and the
+	// loop below in this goroutine: idsMu guards what they share.
+	var idsMu sync.Mutex
 	var ids1, ids2 []int
 	src := func(yield func(rItem) bool) {
 		for range n {
 			it := r.newItem(rng, 0)
+			idsMu.Lock()
 			ids1 = append(ids1, it.id)
+			idsMu.Unlock()
 			r.register(piA, it.id, nil, true)
 			if !yield(it) {
 				return
@@ -1198,9 +1203,11 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 		var ie *ItemError
 		switch {
 		case errors.As(err, &ie):
+			idsMu.Lock()
 			if ie.Index < 0 || ie.Index >= len(ids1) {
 				r.failf("Values: first stage's ItemError index %d of %d items", ie.Index, len(ids1))
 			}
+			idsMu.Unlock()
 			errs1++
 		case ctx.Err() != nil && err == ctx.Err():
 			ctxErrs1++
@@ -1211,14 +1218,21 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 	}
 	mid := func(yield func(rItem) bool) {
 		for v := range Values(Map(ctx, r.A, src, opts1...), onErr) {
-			if !slicesContains(ids1, v.id) {
+			idsMu.Lock()
+			known := slicesContains(ids1, v.id)
+			if !known {
 				r.failf("Values yielded item %d, not one of %v", v.id, ids1)
+			}
+			idsMu.Unlock()
+			if !known {
 				continue
 			}
 			r.mu.Lock()
 			r.units[piA][v.id].knownOK = true
 			r.mu.Unlock()
+			idsMu.Lock()
 			ids2 = append(ids2, v.id)
+			idsMu.Unlock()
 			r.register(piB, v.id, nil, true)
 			if !yield(v) {
 				return
@@ -1232,19 +1246,24 @@ func (r *rRun) runValues(rng *rand.Rand, ctx context.Context) {
 		var ie *ItemError
 		switch {
 		case err == nil:
+			idsMu.Lock()
 			idx = slicesIndex(ids2, v.id)
 			if idx < 0 {
 				r.failf("second stage yielded item %d, not one of %v", v.id, ids2)
-			} else {
+			}
+			idsMu.Unlock()
+			if idx >= 0 {
 				r.mu.Lock()
 				r.units[piB][v.id].knownOK = true
 				r.mu.Unlock()
 			}
 		case errors.As(err, &ie):
 			idx = ie.Index
+			idsMu.Lock()
 			if idx < 0 || idx >= len(ids2) {
 				r.failf("second stage yielded ItemError index %d of %d items", idx, len(ids2))
 			}
+			idsMu.Unlock()
 		default:
 			c.ctxEnded(ctx, err)
 		}

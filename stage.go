@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -284,46 +285,50 @@ func ItemPolicy(p Policy) MapOption {
 // the stream goes on after a failed item. Results come as they complete,
 // or in input order with Ordered.
 //
-// Map pulls in only as its results are consumed: at most InFlight items
-// (DefaultInFlight by default) have been pulled and not yet yielded. When
-// the consumer stops (breaks out of the loop, or a yield returns false), Map
-// stops pulling in, cancels the jobs in flight (queued ones never run,
-// running ones see their ctx cancelled), and returns. When ctx ends, Map
-// cancels the jobs in flight likewise, yields the items that had completed
-// successfully and were not yet yielded (in input order with Ordered), then
-// (zero Out, ctx.Err()) as its last pair. Items that failed, or had not
-// completed, when Map saw ctx end are not reported on their own: the last
-// pair stands for them.
+// Map pulls in from a goroutine of its own, the feeder, which submits each
+// item as it comes, so a result is yielded as soon as it completes, also
+// while in is blocked producing its next item. The feeder pulls only as
+// results are consumed: at most InFlight items (DefaultInFlight by
+// default) have been pulled and not yet yielded, an item counting as
+// yielded once the consumer's loop body for it has returned; with the
+// window full the feeder waits, and so does in, which gives a slow consumer
+// backpressure all the way up a pipeline.
 //
-// Map starts no goroutine: the goroutine ranging over the stream pulls in,
-// submits, and yields, all in turn. A result that completes while in is
-// busy producing its next item is therefore yielded once in produces it, or
-// ends: with a source that blocks for long between items, results wait with
-// it. Where that matters more than parallelism, InFlight(1) yields each
-// result before pulling the next item. Every iteration of the returned
-// sequence streams in anew.
+// When the consumer stops (breaks out of the loop, or a yield returns
+// false), Map tells the feeder to stop pulling in, cancels the jobs in
+// flight (queued ones never run, running ones see their ctx cancelled), and
+// returns once the feeder has exited: at once if the feeder waits for room,
+// else once in yields its next item or returns. When ctx ends, Map likewise
+// stops the feeder and cancels the jobs in flight, yields the items that
+// had completed successfully and were not yet yielded (in input order with
+// Ordered), then (zero Out, ctx.Err()) as its last pair. Items that failed,
+// or had not completed, when Map saw ctx end are not reported on their own:
+// the last pair stands for them. A panic in in, or in s's Submit, is raised
+// again in the consuming goroutine once the feeder has exited; a
+// runtime.Goexit in either is passed on likewise. Either way Map returns
+// with no goroutine of its own left. in must therefore not wait on the
+// consuming goroutine (for example on a channel it closes after the loop):
+// in runs in the feeder, and Map returns only once in yields or returns.
+// Every iteration of the returned sequence streams in anew.
 //
 // From a handler of s's own pool (with the handler's ctx), or of a pool
-// behind s, Map submits each item as Submit would and, while it waits, runs
-// items still queued itself, as Await does, so that fork–join through Map
-// cannot deadlock however busy the pool is.
+// behind s, the feeder submits each item as Submit would from the handler,
+// so an item that finds the queue full runs at once in the feeder, and the
+// consuming goroutine, while it waits, runs items still queued itself, as
+// Await does, so that fork–join through Map cannot deadlock however busy
+// the pool is.
 //
 // Cost: over a *Pool, Map hands items to the pool without a Result and
 // allocates nothing per item (two, a job record and its completion hook,
 // when the pool's policy has a Timeout or MaxElapsed, so that an item ends
 // at its deadline as a Submit does, even if its handler ignores ctx); over
 // another Stage, each item costs that stage's Submit. Each iteration
-// allocates about 17 small objects, plus slots for the items in flight as
-// they come: a Map over a few items costs the same whatever its window.
-// Measured on 2 cores, three chained Map stages over Pools of trivial
-// handlers take about 450-670 ns per item, 2 to 3 times three hand-written
-// goroutine-and-channel stages (BenchmarkPipeline3). Most of that gap is
-// Map's model, not the pools: the same channel stages driven as Map drives
-// a stage, from the consuming goroutine with nothing pulled ahead, take 2
-// to 2.8 times the hand-written ones, and Map over Pools 1 to 1.15 times
-// that (Pipeline3/channels-map). Stopping early over a Pool returns at
-// once: running handlers see their ctx cancelled and their outcomes are
-// dropped.
+// starts the feeder and allocates about 20 small objects, plus slots for
+// the items in flight as they come: a Map over a few items costs the same
+// whatever its window. The README gives the measured cost of a 3-stage
+// pipeline beside hand-written goroutine-and-channel stages
+// (BenchmarkPipeline3). Stopping early over a Pool drops the outcomes of
+// the handlers still running, which see their ctx cancelled.
 // It panics if ctx, s or in is nil.
 func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
 	if ctx == nil {
@@ -343,18 +348,37 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 		m := newMapper(ctx, s, c, yield)
 		defer m.stop()
 		if m.ctxEnded() {
+			m.ran = true
 			return
 		}
-		in(m.push)
-		for !m.over && m.inFlight > 0 {
-			m.step()
-		}
+		m.start(in)
+		m.run()
+		m.ran = true
 	}
 }
 
-// mapper is one iteration of a Map stream. Only the consuming goroutine
-// touches it, but for the completion hooks, which use notices, parked and
-// wake alone.
+// mapper is one iteration of a Map stream. Two goroutines share it: the
+// feeder, which runs in and submits each item it yields (push), and the
+// consumer, which takes the completion notices and yields the outcomes
+// (run). Each piece of state has one writer:
+//
+//   - set by newMapper and read-only after: ctx, s, yield, ordered,
+//     window, pols, stream, help;
+//   - the feeder's while it runs, the consumer's once it has seen fdone:
+//     next, grown, the chunk slices, submitted, fseen, finished,
+//     panicked, pv;
+//   - the consumer's: head, seen, emitted, noticed, batch, pending, over,
+//     fedAll, ran, halted, and every slot's ready flag;
+//   - a slot's other fields: written by the feeder before it submits the
+//     item, by the completion (out, err) before its notice, read and
+//     reset by the consumer after the notice and before it releases the
+//     slot, when the feeder may take it again.
+//
+// They meet through atomics only, each with one direction: notices (hooks
+// to the consumer), subs (the feeder to the consumer, fork–join only),
+// fdone (the feeder to the consumer), released, free and quit (the
+// consumer to the feeder). Each side sleeps on a channel of its own, woken
+// by the other side's token, as parked and fparked say.
 type mapper[In, Out any] struct {
 	ctx     context.Context
 	ctxDone <-chan struct{}
@@ -363,6 +387,7 @@ type mapper[In, Out any] struct {
 	ordered bool
 	window  int
 	pols    []Policy // ItemPolicy's, for a Stage's Submit
+	help    bool     // ctx is a handler's and items have Results: help them
 
 	// A Pool stage takes items without a Result each, through stream,
 	// whose Close cancels them all.
@@ -371,26 +396,62 @@ type mapper[In, Out any] struct {
 	// chunks hold the slots, made as items come: chunk k has ids
 	// slotBase*(2^k-1) up to slotBase*(2^(k+1)-1). They never move, as
 	// hooks write into them.
-	chunks   [32][]mapSlot[Out]
-	first    [slotBase]mapSlot[Out] // chunk 0, made with the mapper
-	batch0   [slotBase]int32        // batch's first backing array
-	free0    [slotBase]int32        // free's
-	grown    int32                  // slots made
-	free     []int32                // unordered: ids of free slots
-	batch    []int32                // notices taken from the stack, oldest first
-	head     int                    // ordered: the slot of the oldest item in flight
-	inFlight int                    // items pulled and not yet yielded
-	waiting  int                    // completion notices not yet taken from the stack
-	next     int                    // input index of the next item
-	over     bool                   // the consumer stopped or ctx ended: pull no more
-	help     bool                   // ctx is a handler's and items have Results: help them
+	chunks [32][]mapSlot[Out]
+	first  [slotBase]mapSlot[Out] // chunk 0, made with the mapper
+
+	// The feeder's.
+	in        iter.Seq[In]
+	next      int   // input index of the next item, and items pulled
+	grown     int32 // slots made
+	submitted int   // items given a completion hook (Results only)
+	fseen     int64 // released, as last read
+	finished  bool  // in returned
+	panicked  bool  // in or s's Submit panicked, with pv
+	pv        any
+
+	_ [64]byte // the feeder's fields above, the consumer's below: no false sharing
+
+	// The consumer's.
+	batch0  [slotBase]int32
+	batch   []int32 // notices taken from the stack, oldest first
+	head    int     // ordered: the slot of the oldest item not yielded
+	seen    int32   // ordered: ids below it have been made
+	emitted int     // items yielded (or dropped once the stream is over)
+	noticed int     // notices taken
+	pending []*Result[Out]
+	over    bool // the consumer stopped or ctx ended
+	fedAll  bool // the consumer has seen fdone
+	ran     bool // the iteration ended without a panic of the consumer's
+	halted  bool
+
+	_ [64]byte // the atomics below are written by all; keep them off the fields above
 
 	// Completed slots form a lock-free stack: notices holds the top's
 	// id+1 (0 when empty), and each slot's link the id+1 below it. A slot
 	// is on it at most once, as its Result completes once per item.
 	notices atomic.Int32
 	parked  atomic.Bool   // the consumer sleeps on wake
-	wake    chan struct{} // buffered: the hook that clears parked sends one token
+	wake    chan struct{} // buffered: whoever clears parked sends one token
+	fdone   atomic.Bool   // the feeder is over: in returned, or panicked
+
+	_ [64]byte
+
+	// Fork–join: the Results the feeder made, for the consumer to help.
+	subsMu sync.Mutex
+	subs   []*Result[Out]
+	subsN  atomic.Bool // subs is not empty
+
+	_ [64]byte
+
+	// Unordered, freed slots form a second stack, pushed by the consumer
+	// and popped by the feeder alone (so no slot on it can be pushed
+	// again while the feeder reads it): free holds the top's id+1, each
+	// slot's flink the id+1 below it.
+	free     atomic.Int32
+	released atomic.Int64 // items yielded: the feeder has room while next-released < window
+	quit     atomic.Bool  // the consumer is done: the feeder must pull no more
+	fparked  atomic.Bool  // the feeder sleeps on fwake
+	fwake    chan struct{}
 }
 
 // mapSlot holds one item in flight.
@@ -401,6 +462,7 @@ type mapSlot[Out any] struct {
 	index  int    // the item's input index
 	ready  bool   // its notice has come, and it was not yet yielded
 	link   int32  // below it on the notice stack
+	flink  int32  // below it on the free stack
 	notify func() // pushes the slot on the notice stack; made once per slot
 }
 
@@ -416,7 +478,6 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	}
 	m.chunks[0] = m.first[:min(slotBase, c.window)]
 	m.batch = m.batch0[:0]
-	m.free = m.free0[:0]
 	owner := engine.Owner(ctx)
 	if p, ok := s.(*Pool[In, Out]); ok && owner != any(p.e) {
 		// Not from a handler of p itself, where waiting for room could
@@ -448,7 +509,89 @@ func (m *mapper[In, Out]) slot(id int32) *mapSlot[Out] {
 	return &m.chunks[k][id-slotBase*(1<<k-1)]
 }
 
-// grow makes the next slot and returns its id.
+// start starts the feeder on in.
+func (m *mapper[In, Out]) start(in iter.Seq[In]) {
+	m.in = in
+	m.fwake = make(chan struct{}, 1)
+	go m.feed()
+}
+
+// feed is the feeder: it runs in until in returns, or stops as push says,
+// then hands over to the consumer.
+func (m *mapper[In, Out]) feed() {
+	defer func() {
+		if !m.finished {
+			m.pv = recover()
+			m.panicked = m.pv != nil // else in called runtime.Goexit
+		}
+		m.fdone.Store(true) // last: the consumer owns the feeder's state now
+		m.wakeConsumer()
+	}()
+	// Not a range loop: in may still panic once told to stop, and that
+	// panic must be recovered here too.
+	m.in(m.push)
+	m.finished = true
+}
+
+// push, in the feeder, submits v, the next item of the input, and waits
+// for room for the one after. It reports whether to go on.
+func (m *mapper[In, Out]) push(v In) bool {
+	if m.quit.Load() {
+		return false
+	}
+	if m.ctxDone != nil {
+		select {
+		case <-m.ctxDone:
+			return false // the consumer finds ctx ended once it has yielded what it can
+		default:
+		}
+	}
+	id := m.acquire()
+	sl := m.slot(id)
+	sl.index = m.next
+	m.next++
+	if m.stream != nil {
+		if err := m.stream.Submit(v, id); err != nil {
+			m.Done(id, sl.out, err)
+		}
+	} else {
+		r := m.s.Submit(m.ctx, v, m.pols...)
+		if r == nil {
+			panic("jobq: Map: the stage's Submit returned a nil Result")
+		}
+		sl.r = r
+		// Counted only now: if Submit panics, no notice will come, and
+		// stop must not wait for one.
+		m.submitted++
+		if m.help {
+			m.addSub(r)
+		}
+		whenDone(r, sl.notify)
+	}
+	return m.room()
+}
+
+// acquire, in the feeder, returns a free slot for the next item; the
+// window has room for it.
+func (m *mapper[In, Out]) acquire() int32 {
+	if m.ordered {
+		if m.grown < int32(m.window) {
+			return m.grow()
+		}
+		return int32(m.next % m.window) // yielded, as next-released < window
+	}
+	for {
+		top := m.free.Load()
+		if top == 0 {
+			return m.grow() // every slot made is in flight: fewer than window
+		}
+		if m.free.CompareAndSwap(top, m.slot(top-1).flink) {
+			return top - 1
+		}
+	}
+}
+
+// grow, in the feeder, makes the next slot and returns its id.
 func (m *mapper[In, Out]) grow() int32 {
 	id := m.grown
 	k := bits.Len32(uint32(id)/slotBase+1) - 1
@@ -461,6 +604,42 @@ func (m *mapper[In, Out]) grow() int32 {
 	}
 	m.grown++
 	return id
+}
+
+// room, in the feeder, waits until the window has room for one more item,
+// and reports whether to go on: false once the consumer has quit.
+func (m *mapper[In, Out]) room() bool {
+	for int64(m.next)-m.fseen >= int64(m.window) {
+		// Only now read what the consumer has released, so its counter
+		// stays in its cache while the window has room.
+		if m.fseen = m.released.Load(); int64(m.next)-m.fseen < int64(m.window) {
+			break
+		}
+		if m.quit.Load() {
+			return false
+		}
+		m.fparked.Store(true)
+		if m.fseen = m.released.Load(); int64(m.next)-m.fseen < int64(m.window) || m.quit.Load() {
+			// Room came, or the consumer quit, meanwhile; if it also
+			// cleared fparked, its token is on its way.
+			if !m.fparked.CompareAndSwap(true, false) {
+				<-m.fwake
+			}
+			continue
+		}
+		<-m.fwake
+	}
+	return !m.quit.Load()
+}
+
+// addSub, in the feeder, hands r, a fork–join item's Result, to the
+// consumer, which may have to run it.
+func (m *mapper[In, Out]) addSub(r *Result[Out]) {
+	m.subsMu.Lock()
+	m.subs = append(m.subs, r)
+	m.subsN.Store(true)
+	m.subsMu.Unlock()
+	m.wakeConsumer()
 }
 
 // Done receives the outcome of the item in slot id from a Pool.
@@ -481,8 +660,68 @@ func (m *mapper[In, Out]) notify(id int32) {
 			break
 		}
 	}
+	m.wakeConsumer()
+}
+
+// wakeConsumer wakes the consumer if it sleeps. The caller has just
+// published what the consumer checks after setting parked.
+func (m *mapper[In, Out]) wakeConsumer() {
 	if m.parked.Load() && m.parked.CompareAndSwap(true, false) {
 		m.wake <- struct{}{}
+	}
+}
+
+// wakeFeeder wakes the feeder if it sleeps for room.
+func (m *mapper[In, Out]) wakeFeeder() {
+	if m.fparked.Load() && m.fparked.CompareAndSwap(true, false) {
+		m.fwake <- struct{}{}
+	}
+}
+
+// run, in the consumer, yields the outcomes as their notices come, until
+// the feeder is over and every item it pulled is yielded, or the stream
+// stops.
+func (m *mapper[In, Out]) run() {
+	for spins := 0; ; {
+		if m.take() {
+			if !m.received() {
+				return
+			}
+			spins = 0
+			continue
+		}
+		if !m.fedAll && m.fdone.Load() {
+			m.fedAll = true
+		}
+		if m.fedAll {
+			if !m.finished {
+				return // in or a Submit panicked: stop raises it again
+			}
+			if m.emitted == m.next {
+				// in may have stopped because ctx ended, with or
+				// without the feeder seeing it: say so.
+				m.ctxEnded()
+				return
+			}
+		}
+		if m.ctxEnded() {
+			return
+		}
+		if spins < 4 {
+			// The workers and the feeder likely wait for this P: let
+			// them run before parking, which costs more than a few
+			// yields.
+			spins++
+			runtime.Gosched()
+			continue
+		}
+		if m.help && m.helpPending() {
+			continue
+		}
+		if !m.sleep(false) {
+			m.ctxEnded()
+			return
+		}
 	}
 }
 
@@ -497,27 +736,28 @@ func (m *mapper[In, Out]) take() bool {
 	for ; top != 0; top = m.slot(top - 1).link {
 		m.batch = append(m.batch, top-1)
 		m.slot(top - 1).ready = true
+		m.seen = max(m.seen, top)
 	}
 	slices.Reverse(m.batch)
-	m.waiting -= len(m.batch)
+	m.noticed += len(m.batch)
 	return true
 }
 
-// sleep waits until a hook pushes a notice, or, with stopAtCtx, until ctx
-// ends; it reports whether a notice may have come. The caller found the
-// stack empty.
-func (m *mapper[In, Out]) sleep(stopAtCtx bool) bool {
+// sleep waits until a notice comes or, unless final, until the feeder is
+// over, hands over a fork–join item, or ctx ends; it reports whether it
+// woke for something other than ctx. The caller found nothing to do.
+func (m *mapper[In, Out]) sleep(final bool) bool {
 	m.parked.Store(true)
-	if m.notices.Load() != 0 {
-		// A notice came meanwhile; if its hook also cleared parked, its
-		// token is on its way.
+	if m.notices.Load() != 0 || !final && (!m.fedAll && m.fdone.Load() || m.help && m.subsN.Load()) {
+		// It came meanwhile; if its waker also cleared parked, its token
+		// is on its way.
 		if !m.parked.CompareAndSwap(true, false) {
 			<-m.wake
 		}
 		return true
 	}
 	var ctxDone <-chan struct{}
-	if stopAtCtx {
+	if !final {
 		ctxDone = m.ctxDone
 	}
 	select {
@@ -531,102 +771,30 @@ func (m *mapper[In, Out]) sleep(stopAtCtx bool) bool {
 	}
 }
 
-// push submits v, the next item of the input, then yields what it can: at
-// least one result when the window is full. It reports whether to go on.
-func (m *mapper[In, Out]) push(v In) bool {
-	if m.over || m.ctxEnded() {
-		return false
+// helpPending lets the fork–join items in flight that are still queued
+// run in the consumer, as Await would, oldest first. It reports whether
+// one has completed.
+func (m *mapper[In, Out]) helpPending() bool {
+	if m.subsN.Load() {
+		m.subsMu.Lock()
+		m.pending = append(m.pending, m.subs...)
+		clear(m.subs)
+		m.subs = m.subs[:0]
+		m.subsN.Store(false)
+		m.subsMu.Unlock()
 	}
-	var id int32
-	switch {
-	case m.ordered && m.next < m.window:
-		id = m.grow()
-	case m.ordered:
-		id = int32((m.head + m.inFlight) % m.window)
-	case len(m.free) > 0:
-		id = m.free[len(m.free)-1]
-		m.free = m.free[:len(m.free)-1]
-	default:
-		id = m.grow() // every slot made is in flight: fewer than window
-	}
-	sl := m.slot(id)
-	sl.index = m.next
-	m.next++
-	m.inFlight++
-	if m.stream != nil {
-		m.waiting++
-		if err := m.stream.Submit(v, id); err != nil {
-			m.Done(id, sl.out, err)
-		}
-	} else {
-		r := m.s.Submit(m.ctx, v, m.pols...)
-		if r == nil {
-			panic("jobq: Map: the stage's Submit returned a nil Result")
-		}
-		sl.r = r
-		// Counted only now: if Submit panics, no notice will come, and
-		// stop must not wait for one.
-		m.waiting++
-		whenDone(r, sl.notify)
-	}
-	if m.inFlight == m.window {
-		// No room for the next item until one is yielded.
-		return m.step()
-	}
-	// Yield what has completed meanwhile, so that results flow on while
-	// the source is slow; never wait here.
-	if m.take() {
-		return m.received()
-	}
-	return true
-}
-
-// step waits for completion notices, then yields what it can, until there
-// is room in the window. It reports whether to go on.
-func (m *mapper[In, Out]) step() bool {
-	for spins := 0; ; {
-		if !m.take() {
-			if spins < 4 {
-				// Workers made runnable by the submissions likely
-				// wait for this P: let them finish a job before
-				// parking, which costs more than a few yields.
-				spins++
-				runtime.Gosched()
-				continue
-			}
-			if m.help && m.helpSlots() {
-				continue
-			}
-			if !m.sleep(true) {
-				m.ctxEnded()
-				return false
-			}
-			continue
-		}
-		if !m.received() {
-			return false
-		}
-		if m.inFlight < m.window {
-			return true
-		}
-		spins = 0
-		// Ordered: the window is still full, as the oldest item has not
-		// completed.
-	}
-}
-
-// helpSlots lets the items in flight that have not completed run in the
-// consumer, as Await would: oldest first when Ordered, in slot order
-// otherwise. It reports whether one completed.
-func (m *mapper[In, Out]) helpSlots() bool {
 	ran := false
-	for i := range int(m.grown) {
-		r := m.slot(int32((m.head + i) % int(m.grown))).r
-		if r != nil && !r.isDone() {
-			r.help()
-			ran = ran || r.isDone()
+	keep := m.pending[:0]
+	for _, r := range m.pending {
+		r.help()
+		if r.isDone() {
+			ran = true
+		} else {
+			keep = append(keep, r)
 		}
 	}
+	clear(m.pending[len(keep):])
+	m.pending = keep
 	return ran
 }
 
@@ -640,10 +808,9 @@ func (m *mapper[In, Out]) received() bool {
 		}
 		return true
 	}
-	for _, id := range m.batch {
-		m.slot(id).ready = true
-	}
-	for m.inFlight > 0 && m.slot(int32(m.head)).ready {
+	// Only slots below seen are sure to be made: the feeder makes them in
+	// id order, and a notice for id comes after its slot was made.
+	for m.head < int(m.seen) && m.slot(int32(m.head)).ready {
 		h := m.head
 		m.head = (h + 1) % m.window
 		if !m.emit(int32(h)) {
@@ -653,7 +820,8 @@ func (m *mapper[In, Out]) received() bool {
 	return true
 }
 
-// emit yields the completed item of slot id and frees the slot.
+// emit yields the completed item of slot id and releases the slot to the
+// feeder once its yield has returned.
 func (m *mapper[In, Out]) emit(id int32) bool {
 	sl := m.slot(id)
 	v, err, index := sl.out, sl.err, sl.index
@@ -662,10 +830,7 @@ func (m *mapper[In, Out]) emit(id int32) bool {
 	}
 	var zero Out
 	sl.r, sl.out, sl.err, sl.ready = nil, zero, nil, false
-	m.inFlight--
-	if !m.ordered {
-		m.free = append(m.free, id)
-	}
+	m.emitted++
 	if err != nil {
 		if m.ctxEnded() {
 			return false // the job failed because ctx ended: say that once
@@ -676,11 +841,23 @@ func (m *mapper[In, Out]) emit(id int32) bool {
 		m.over = true
 		return false
 	}
+	if !m.ordered {
+		for {
+			top := m.free.Load()
+			sl.flink = top
+			if m.free.CompareAndSwap(top, id+1) {
+				break
+			}
+		}
+	}
+	m.released.Add(1)
+	m.wakeFeeder()
 	return true
 }
 
 // ctxEnded reports whether the stream is over because ctx has ended. The
-// first time it finds ctx ended, it yields ctx.Err().
+// first time it finds ctx ended, it stops the feeder and cancels the items
+// in flight, then yields what had succeeded and ctx.Err().
 func (m *mapper[In, Out]) ctxEnded() bool {
 	if m.over {
 		return true
@@ -694,6 +871,7 @@ func (m *mapper[In, Out]) ctxEnded() bool {
 		return false
 	}
 	m.over = true
+	m.halt()
 	// Yield what had succeeded and waits to be yielded: notices not yet
 	// handled, and, when ordered, items held back for their turn.
 	m.take()
@@ -722,28 +900,69 @@ func (m *mapper[In, Out]) ctxEnded() bool {
 	return true
 }
 
-// stop cancels the jobs in flight and waits for their notices, so that no
-// hook of this iteration is pending once Map returns.
-func (m *mapper[In, Out]) stop() {
-	m.over = true
+// halt stops the feeder, cancels the items in flight, and waits for the
+// feeder to exit; from then on the consumer owns all of the mapper.
+func (m *mapper[In, Out]) halt() {
+	if m.halted {
+		return
+	}
+	m.halted = true
+	if m.fwake != nil {
+		m.quit.Store(true)
+		m.wakeFeeder()
+	}
 	if m.stream != nil {
 		// Queued items end as their ctx is found cancelled, running ones
 		// see it cancelled; their outcomes land in slots nobody reads.
+		// A feeder waiting for room in the pool stops waiting.
 		m.stream.Close()
-		return
 	}
-	for id := range m.grown {
-		if sl := m.slot(id); sl.r != nil {
-			sl.r.Cancel()
-			sl.r = nil
+	if m.fwake == nil {
+		return // never started
+	}
+	for !m.fdone.Load() {
+		m.parked.Store(true)
+		if m.fdone.Load() {
+			if !m.parked.CompareAndSwap(true, false) {
+				<-m.wake
+			}
+			break
+		}
+		<-m.wake // fdone's store, or a notice: look again
+	}
+	m.fedAll = true
+	if m.stream == nil {
+		for id := range m.grown {
+			if sl := m.slot(id); sl.r != nil && !sl.ready {
+				sl.r.Cancel()
+			}
 		}
 	}
-	// Cancel completes a Result at once; a notice still missing is on
-	// its way from a goroutine completing the Result right now.
-	for m.waiting > 0 {
-		if !m.take() {
-			m.sleep(false)
+}
+
+// stop ends the iteration: it halts the feeder, waits for the notices of
+// the Results it watches, so that no hook of this iteration is pending
+// once Map returns, and raises again a panic of the feeder's.
+func (m *mapper[In, Out]) stop() {
+	m.over = true
+	m.halt()
+	if m.stream == nil {
+		// Cancel completes a Result at once; a notice still missing is
+		// on its way from a goroutine completing the Result right now.
+		for m.noticed < m.submitted {
+			if !m.take() {
+				m.sleep(true)
+			}
 		}
+	}
+	if !m.ran || m.fwake == nil {
+		return // the consumer panicked: its panic goes on
+	}
+	switch {
+	case m.panicked:
+		panic(m.pv)
+	case !m.finished:
+		runtime.Goexit() // in called Goexit: pass it on
 	}
 }
 

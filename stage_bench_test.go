@@ -47,9 +47,10 @@ const pipelineBuffer = 1024
 
 // BenchmarkPipeline3 streams b.N ints through three trivial stages of
 // GOMAXPROCS workers each: hand-written goroutine-and-channel stages (the
-// floor); the same channel stages driven the way Map drives a stage
-// (channels-map, the floor of Map's design); and three Pools chained with
-// Map and Values, unordered and Ordered. ns/op and allocs/op are per item.
+// floor); the same channel stages with Map's structure, a feeder per stage
+// and a window (channels-map); and three Pools chained with Map and
+// Values, unordered and Ordered.
+// ns/op and allocs/op are per item.
 func BenchmarkPipeline3(b *testing.B) {
 	b.Run("channels", benchPipelineChannels)
 	b.Run("channels-map", benchPipelineChannelsMap)
@@ -99,14 +100,13 @@ func channelStage(in <-chan int, workers int, f func(int) int) <-chan int {
 	return out
 }
 
-// benchPipelineChannelsMap runs the hand-written channel stages as Map runs
-// its stages: one goroutine pulls the source, hands each item to a stage,
-// and yields each result, with at most DefaultInFlight items of a stage in
-// flight, and nothing pulled ahead of the consumer. It is what Map's
-// contract costs over the cheapest transport there is: the gap between it
-// and the channels floor is the price of driving every stage from the
-// consuming goroutine (no goroutine of Map's own to leave behind or wait
-// for when the consumer stops), not of jobq's pools.
+// benchPipelineChannelsMap runs the hand-written channel stages with Map's
+// structure: per stage, a feeder goroutine pulls the input and hands each
+// item to the stage, with at most DefaultInFlight items pulled and not yet
+// yielded, and the consuming goroutine yields each result as it comes and
+// can stop the stage cleanly. It is that structure built the obvious way,
+// from channels alone (the window is a channel of tokens), beside the
+// free-running channels floor, which bounds nothing and never stops early.
 func benchPipelineChannelsMap(b *testing.B) {
 	b.ReportAllocs()
 	workers := runtime.GOMAXPROCS(0)
@@ -123,61 +123,41 @@ func benchPipelineChannelsMap(b *testing.B) {
 	checkPipelineSum(b, got, n)
 }
 
-// channelMap is Map's loop over a channel stage of workers goroutines
-// applying f: each item pulled from in is sent to the stage; results that
-// have come back are yielded before the next pull, and once DefaultInFlight
-// items are out, the next result is awaited first, as Map waits.
+// channelMap is Map's structure over a channel stage of workers goroutines
+// applying f: a feeder pulls in and sends each item to the stage once the
+// window has room; the consumer yields the results and frees their room.
 func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 	return func(yield func(int) bool) {
 		todo := make(chan int, DefaultInFlight)
 		done := channelStage(todo, workers, f)
+		room := make(chan struct{}, DefaultInFlight) // a token per item in the window
+		quit := make(chan struct{})
+		fed := make(chan struct{})
+		go func() {
+			defer close(fed)
+			defer close(todo)
+			for v := range in {
+				select {
+				case room <- struct{}{}:
+				case <-quit:
+					return
+				}
+				todo <- v
+			}
+		}()
 		defer func() {
-			close(todo)
+			close(quit)
+			<-fed
 			for range done { // until the stage's goroutines have exited
 			}
 		}()
-		inFlight := 0
-		for v := range in {
-			todo <- v
-			if inFlight++; inFlight == DefaultInFlight {
-				inFlight--
-				if !yield(receiveAsMapWaits(done)) {
-					return
-				}
-			}
-			for more := true; more && inFlight > 0; {
-				select {
-				case r := <-done:
-					inFlight--
-					if !yield(r) {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-		}
-		for ; inFlight > 0; inFlight-- {
-			if !yield(receiveAsMapWaits(done)) {
+		for r := range done {
+			<-room
+			if !yield(r) {
 				return
 			}
 		}
 	}
-}
-
-// receiveAsMapWaits receives from done the way Map waits for a completion:
-// a few runtime.Gosched yields to the stage's goroutines first, then a
-// blocking wait.
-func receiveAsMapWaits(done <-chan int) int {
-	for range 4 {
-		select {
-		case r := <-done:
-			return r
-		default:
-			runtime.Gosched()
-		}
-	}
-	return <-done
 }
 
 func benchPipelineMap(b *testing.B, opts ...MapOption) {

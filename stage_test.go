@@ -35,7 +35,7 @@ func stageGoroutines() []string {
 }
 
 // checkNoStageGoroutines fails t if a goroutine that stage.go started is
-// alive. Map starts none, so there is nothing to wait for.
+// alive, without waiting for any to exit.
 func checkNoStageGoroutines(t *testing.T) {
 	t.Helper()
 	if left := stageGoroutines(); len(left) > 0 {
@@ -44,9 +44,9 @@ func checkNoStageGoroutines(t *testing.T) {
 }
 
 // checkStageGoroutinesExited fails t unless every goroutine that stage.go
-// started exits within moments: Batch's feeder has signalled that it is done
-// by the time the iteration returns, but signalling precedes its very last
-// instructions.
+// started exits within moments: Batch's and Map's feeders have signalled
+// that they are done by the time the iteration returns, but signalling
+// precedes their very last instructions.
 func checkStageGoroutinesExited(t *testing.T) {
 	t.Helper()
 	for pause := 10 * time.Microsecond; ; pause *= 2 {
@@ -121,9 +121,6 @@ func TestMapYieldsEachResultOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == 0 {
-			checkNoStageGoroutines(t) // Map runs in the consumer's goroutine
-		}
 		got = append(got, v)
 	}
 	for i := range n {
@@ -133,7 +130,7 @@ func TestMapYieldsEachResultOnce(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sorted outputs (-want +got):\n%s", diff)
 	}
-	checkNoStageGoroutines(t)
+	checkStageGoroutinesExited(t) // the feeder has exited
 }
 
 func TestMapIsReiterable(t *testing.T) {
@@ -348,7 +345,7 @@ func TestMapBreakCancelsInFlightJobs(t *testing.T) {
 					got = append(got, pairOf(v, err))
 					break
 				}
-				checkNoStageGoroutines(t)
+				checkStageGoroutinesExited(t)
 				if diff := cmp.Diff([]pair{{V: 0, Index: -1}}, got); diff != "" {
 					t.Errorf("yielded (-want +got):\n%s", diff)
 				}
@@ -405,7 +402,7 @@ func TestMapStopsWhenCtxIsCancelled(t *testing.T) {
 				got = append(got, pairOf(v, err))
 				cancel()
 			}
-			checkNoStageGoroutines(t)
+			checkStageGoroutinesExited(t)
 			// The job errors that ctx's end caused are not reported item
 			// by item: one last pair says ctx ended.
 			want := []pair{{V: 0, Index: -1}, {V: 0, Index: -1, Err: context.Canceled.Error()}}
@@ -609,7 +606,7 @@ func TestMapErrorThatStopsTheConsumerStopsUpstream(t *testing.T) {
 		}
 		got = append(got, v)
 	}
-	checkNoStageGoroutines(t)
+	checkStageGoroutinesExited(t)
 	slices.Sort(got)
 	if diff := cmp.Diff([]int{0, 2, 4, 6, 8, 10, 12, 14, 16, 18}, got); diff != "" {
 		t.Errorf("outputs (-want +got):\n%s", diff)
