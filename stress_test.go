@@ -759,6 +759,8 @@ const (
 	fopShutdown         // Shutdown with a deadline of (arg % 4) * 5ms: 0 has passed already
 	fopRelease          // release gate arg % 4
 	fopSleep            // let arg % 16 milliseconds of fake time pass
+	fopMap              // Map over 1 + (arg>>3)&3 jobs described by arg, with a 1s ctx
+	fopMapOrdered       // the same, Ordered
 	fuzzNumOps
 
 	fuzzMaxOps = 48
@@ -815,6 +817,8 @@ type fuzzRun struct {
 	released [fuzzGates]bool
 
 	calls     atomic.Int64
+	mapLo     int64 // Map items certainly submitted: their outcome was yielded
+	mapHi     int64 // Map items pulled from the source: submitted, or dropped at a stop
 	inHandler atomic.Int64
 	starts    atomic.Int64
 	closed    atomic.Bool // a Shutdown has returned
@@ -943,6 +947,10 @@ func FuzzPool(f *testing.F) {
 	f.Add(fuzzInput(0, 0,
 		fopResize, 0, fopSubmit, fbSucceed, fopSubmit, fbFail, fopTrySubmit, fbSucceed, fopGo, fbSucceed,
 		fopShutdown, 1, fopSubmit, fbSucceed))
+	// Maps, ordered or not, with retries and timeouts, beside fork–join and a Shutdown.
+	f.Add(fuzzInput(2, 1,
+		fopMap, fbSucceed|3<<3, fopMapOrdered, fbFailFirst|1<<5|2<<3, fopSubmit, fbForkJoin, fopMapOrdered, fbSleep|3<<5|3<<3,
+		fopMap, fbGate|1<<3, fopRelease, 1, fopMap, fbForkJoin|2<<3, fopShutdown, 2, fopMapOrdered, fbSucceed|1<<3))
 	// Bad policies, cancels after completion, repeated Shutdown.
 	f.Add(fuzzInput(2, 2,
 		fopSubmit, fbSucceed|7<<5, fopGo, fbSucceed|7<<5, fopSubmit, fbSucceed, fopAwait, 1,
@@ -1048,6 +1056,8 @@ func runFuzzPool(t *testing.T, data []byte) {
 			release(int(arg) % fuzzGates)
 		case fopSleep:
 			time.Sleep(time.Duration(arg%16) * time.Millisecond)
+		case fopMap, fopMapOrdered:
+			r.runMap(t, arg, op == fopMapOrdered)
 		}
 	}
 
@@ -1067,6 +1077,75 @@ func runFuzzPool(t *testing.T, data []byte) {
 	// Workers that a Resize after a Shutdown started exit on their own.
 	synctest.Wait()
 	checkFuzzRun(t, r, shutdownNil, startsAtNil)
+}
+
+// runMap runs one fopMap: a Map over the pool of 1 + (arg>>3)&3 jobs that
+// arg describes (the count shares its bits with the gate), under arg's
+// policy as an ItemPolicy (none when arg's is refused), consumed to the
+// end within a 1s ctx. Every
+// success must carry its job's output, no job may be yielded twice, and
+// Ordered must keep the input order; checkNoLeak, at the end of the input,
+// finds any feeder left behind.
+func (r *fuzzRun) runMap(t *testing.T, arg byte, ordered bool) {
+	pol, maxAtt := fuzzPolicy(arg)
+	var opts []MapOption
+	if maxAtt == 0 {
+		maxAtt = 1 // the pool's policy
+	} else if pol != nil {
+		opts = append(opts, ItemPolicy(pol[0]))
+	}
+	if ordered {
+		opts = append(opts, Ordered())
+	}
+	ids := make([]int, 1+int(arg>>3)&3)
+	index := map[int]int{} // a job's output -> its index in the input
+	for k := range ids {
+		ids[k] = r.newID(maxAtt)
+		index[stressOut(ids[k])] = k
+	}
+	var pulled atomic.Int64
+	src := func(yield func(fuzzJob) bool) {
+		for _, id := range ids {
+			pulled.Add(1)
+			if !yield(fuzzJob{id: id, arg: arg, gate: int(arg>>3) % fuzzGates}) {
+				return
+			}
+		}
+	}
+	mctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	seen := map[int]bool{}
+	last := -1
+	for v, err := range Map(mctx, Stage[fuzzJob, int](r.p), src, opts...) {
+		k := -1
+		var ie *ItemError
+		switch {
+		case err == nil:
+			var ok bool
+			if k, ok = index[v]; !ok {
+				t.Errorf("Map yielded %d, the output of none of its jobs %v", v, ids)
+				continue
+			}
+		case errors.As(err, &ie):
+			k = ie.Index
+			if k < 0 || k >= len(ids) {
+				t.Errorf("Map yielded an error for item %d of %d: %v", k, len(ids), err)
+				continue
+			}
+		default:
+			continue // ctx's error, or the pool's refusal, after the items
+		}
+		r.mapLo++
+		if seen[k] {
+			t.Errorf("Map yielded item %d twice", k)
+		}
+		seen[k] = true
+		if ordered && k < last {
+			t.Errorf("Ordered Map yielded item %d after item %d", k, last)
+		}
+		last = max(last, k)
+	}
+	r.mapHi += pulled.Load()
 }
 
 // refuse records that job id was refused: its handler must never run.
@@ -1165,9 +1244,11 @@ func checkFuzzRun(t *testing.T, r *fuzzRun, shutdownNil bool, startsAtNil int64)
 		t.Errorf("closed pool: Succeeded %d + Failed %d + Canceled %d = %d, Submitted %d",
 			m.Succeeded, m.Failed, m.Canceled, ended, m.Submitted)
 	}
-	if calls := uint64(r.calls.Load()); m.Submitted+m.Rejected != calls {
-		t.Errorf("Submitted %d + Rejected %d = %d, but %d submission calls were made",
-			m.Submitted, m.Rejected, m.Submitted+m.Rejected, calls)
+	// A Map submits each item it pulls, but for one pulled as it stops.
+	lo, hi := uint64(r.calls.Load()+r.mapLo), uint64(r.calls.Load()+r.mapHi)
+	if n := m.Submitted + m.Rejected; n < lo || n > hi {
+		t.Errorf("Submitted %d + Rejected %d = %d, but %d to %d submission calls were made",
+			m.Submitted, m.Rejected, n, lo, hi)
 	}
 	if byTry.exceeds(m) {
 		t.Errorf("Metrics count fewer outcomes than TrySubmit's Results alone (-results +metrics):\n%s",
