@@ -750,17 +750,17 @@ func TestNestedRetryWaitsOutItsBackoff(t *testing.T) {
 // 1..3, queue size 1..4), each operation is two bytes: the first picks the
 // operation (modulo fuzzNumOps), the second is its argument.
 const (
-	fopSubmit    = iota // Submit a job described by arg (see fuzzJob), with a 1s submission ctx
-	fopTrySubmit        // TrySubmit one
-	fopGo               // Go one
-	fopCancel           // Cancel Result arg
-	fopResize           // Resize(arg % 4): 0 pauses
-	fopAwait            // Await Result arg, for 1s at most
-	fopShutdown         // Shutdown with a deadline of (arg % 4) * 5ms: 0 has passed already
-	fopRelease          // release gate arg % 4
-	fopSleep            // let arg % 16 milliseconds of fake time pass
-	fopMap              // Map over 1 + (arg>>3)&3 jobs described by arg, with a 1s ctx
-	fopMapOrdered       // the same, Ordered
+	fopSubmit     = iota // Submit a job described by arg (see fuzzJob), with a 1s submission ctx
+	fopTrySubmit         // TrySubmit one
+	fopGo                // Go one
+	fopCancel            // Cancel Result arg
+	fopResize            // Resize(arg % 4): 0 pauses
+	fopAwait             // Await Result arg, for 1s at most
+	fopShutdown          // Shutdown with a deadline of (arg % 4) * 5ms: 0 has passed already
+	fopRelease           // release gate arg % 4
+	fopSleep             // let arg % 16 milliseconds of fake time pass
+	fopMap               // Map over 1 + (arg>>3)&3 jobs described by arg, with a 1s ctx
+	fopMapOrdered        // the same, Ordered
 	fuzzNumOps
 
 	fuzzMaxOps = 48
