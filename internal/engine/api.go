@@ -125,8 +125,6 @@ type Stream[In, Out any] struct {
 	p      *Pool[In, Out]
 	sc     sharedCtx
 	cancel context.CancelFunc
-	stop   func() bool // stops the pool's give-up from cancelling the stream
-	unend  func() bool // stops the watch that marks the stream's ctx ended
 	rt     route[Out]
 }
 
@@ -139,10 +137,19 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 	s := &Stream[In, Out]{p: p, rt: route[Out]{pol: pol, sink: sink}}
 	s.rt.sc = &s.sc
 	ictx, cancel := context.WithCancel(ctx)
-	s.sc = sharedCtx{Context: ictx, pool: p}
+	s.sc = sharedCtx{Context: ictx, pool: p, ofStream: true}
 	s.cancel = cancel
-	s.stop = context.AfterFunc(p.sc.Context, cancel)
-	s.unend = context.AfterFunc(ictx, func() { s.sc.ended.Store(true) })
+	p.mu.Lock()
+	if p.quitting.Load() {
+		s.sc.ended.Store(true)
+		cancel()
+	} else {
+		if p.streams == nil {
+			p.streams = make(map[*Stream[In, Out]]struct{})
+		}
+		p.streams[s] = struct{}{} // for Shutdown's give-up: see abandon
+	}
+	p.mu.Unlock()
 	return s
 }
 
@@ -167,10 +174,10 @@ func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 // running ones see their ctx cancelled. Their outcomes still go to the
 // sink.
 func (s *Stream[In, Out]) Close() {
-	s.stop()
-	// Marked here rather than by the watch, which would run in a
-	// goroutine of its own.
-	s.unend()
+	p := s.p
+	p.mu.Lock()
+	delete(p.streams, s)
+	p.mu.Unlock()
 	s.sc.ended.Store(true)
 	s.cancel()
 }

@@ -339,7 +339,7 @@ func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 	var zero Out
 	sc := t.rt.sc
-	if sc.ended.Load() {
+	if sc.over() {
 		// Its ctx ended while it waited: the pool's, at Shutdown's
 		// give-up, or its Map's.
 		err := sc.Err()
@@ -393,7 +393,7 @@ func (p *Pool[In, Out]) afterValue(w *worker[In, Out], t *task[In, Out], t0 int6
 	sd.at = t.at
 	sd.ran.Store(ran)
 	j.Word.Store(mkState(1, Finishing))
-	sd.start = p.epoch.Add(time.Duration(t0))
+	sd.start = p.cfg.epoch.Add(time.Duration(t0))
 	if sink := t.rt.sink; sink != nil {
 		slot := t.slot
 		j.OnDone(func() { sink.Done(slot, j.val, j.err) })

@@ -64,8 +64,14 @@ func WithAttempt(ctx context.Context, n int) context.Context {
 // sharedCtx is the handler ctx of jobs held by value.
 type sharedCtx struct {
 	context.Context
-	pool  any
-	ended atomic.Bool // the ctx is done: read per job, where Err would lock
+	pool     any
+	ended    atomic.Bool // the pool gave up, or the stream closed: read per job
+	ofStream bool        // a stream's: its Context also ends with the Map's ctx
+}
+
+// over reports whether the ctx is done, so that a queued job need not run.
+func (c *sharedCtx) over() bool {
+	return c.ended.Load() || c.ofStream && c.Context.Err() != nil
 }
 
 func (c *sharedCtx) owner() any     { return c.pool }

@@ -48,6 +48,8 @@ type Config struct {
 	Policy    Policy // the pool's default, merged
 	// OnEnd, when set, observes every job's end.
 	OnEnd func(End)
+
+	epoch time.Time // the pool's start, the origin of its observer times
 }
 
 // Sink receives the outcome of a job held by value that has one: a Map's
@@ -134,14 +136,15 @@ type Pool[In, Out any] struct {
 	all      []*worker[In, Out]
 	backoffs map[*Job[In, Out]]struct{}
 	inline   map[*worker[In, Out]]struct{} // runners off the workers
+	streams  map[*Stream[In, Out]]struct{} // open streams, for abandon
 	quit     chan struct{}                 // closed when intake stops
 	done     chan struct{}                 // closed once drained
 	sc       sharedCtx                     // the handler ctx of bare fire-and-forget jobs
 	cancelSC context.CancelFunc
-	epoch    time.Time
 
 	outcomes
 	rejected, retried atomic.Uint64
+	_                 [16]byte
 }
 
 // New returns a running pool of workers.
@@ -155,7 +158,7 @@ func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out
 	p.cancelSC = cancel
 	p.quit = make(chan struct{})
 	p.done = make(chan struct{})
-	p.epoch = time.Now()
+	p.cfg.epoch = time.Now()
 	p.Resize(workers)
 	return p
 }
@@ -653,6 +656,8 @@ func (p *Pool[In, Out]) abandon() {
 	for w := range p.inline {
 		left = append(left, task[In, Out]{j: w.cur})
 	}
+	streams := p.streams
+	p.streams = nil
 	p.mu.Unlock()
 	for _, t := range left {
 		if t.j == nil {
@@ -665,7 +670,11 @@ func (p *Pool[In, Out]) abandon() {
 	// After: a Map's items with records watch their ctx, which this
 	// cancels, and must end with ErrClosed as the others.
 	p.sc.ended.Store(true)
-	p.cancelSC() // the handler ctx of jobs held by value, and of Maps
+	p.cancelSC() // the handler ctx of bare jobs held by value
+	for s := range streams {
+		s.sc.ended.Store(true)
+		s.cancel()
+	}
 	p.mu.Lock()
 	p.checkDrained()
 	p.mu.Unlock()
@@ -684,7 +693,7 @@ func (p *Pool[In, Out]) Closed() <-chan struct{} { return p.quit }
 
 // now is the time since the pool's epoch, in ns, plus one: never 0, which
 // marks a time not taken.
-func (p *Pool[In, Out]) now() int64 { return int64(time.Since(p.epoch)) + 1 }
+func (p *Pool[In, Out]) now() int64 { return int64(time.Since(p.cfg.epoch)) + 1 }
 
 // yield backs off a spinning loop: a few Goscheds, then short sleeps.
 func yield(spins int) {
