@@ -323,7 +323,7 @@ func ItemPolicy(p Policy) MapOption {
 // when the pool's policy has a Timeout or MaxElapsed, so that an item ends
 // at its deadline as a Submit does, even if its handler ignores ctx); over
 // another Stage, each item costs that stage's Submit. Each iteration
-// starts the feeder and allocates about 20 small objects, plus slots for
+// starts the feeder and allocates about 12 small objects, plus slots for
 // the items in flight as they come: a Map over a few items costs the same
 // whatever its window. The README gives the measured cost of a 3-stage
 // pipeline beside hand-written goroutine-and-channel stages
