@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 )
 
 // The seven defects of issue 16, each reproduced as the issue states it.
@@ -291,5 +292,45 @@ func TestHandlerCtxKeptAfterTheHandlerReturns(t *testing.T) {
 	}
 	if Attempt(ctx) != 1 {
 		t.Errorf("Attempt(kept ctx) = %d, want 1", Attempt(ctx))
+	}
+}
+
+// TestGoexitLeavesNothingOfItsJobReachable checks that a job handed
+// straight to an idle worker, whose handler calls runtime.Goexit, is not
+// kept alive by the worker afterwards: its input must be collectable once
+// the job has ended and nobody else holds it.
+func TestGoexitLeavesNothingOfItsJobReachable(t *testing.T) {
+	checkNoLeak(t)
+	type big struct {
+		goexit bool
+		_      [1 << 16]byte
+	}
+	for _, goexit := range []bool{false, true} {
+		p := New(1, func(_ context.Context, b *big) (int, error) {
+			if b.goexit {
+				runtime.Goexit()
+			}
+			return 1, nil
+		})
+		// The new pool's worker is idle, so the job is handed to it.
+		wp := func() weak.Pointer[big] {
+			b := &big{goexit: goexit}
+			if _, err := p.Submit(context.Background(), b).Await(context.Background()); (err == nil) == goexit {
+				t.Fatalf("goexit %v: Await error %v", goexit, err)
+			}
+			return weak.Make(b)
+		}()
+		freed := false
+		for range 1000 { // until the worker's goroutine has unwound
+			runtime.GC()
+			if freed = wp.Value() == nil; freed {
+				break
+			}
+			runtime.Gosched()
+		}
+		if !freed {
+			t.Errorf("goexit %v: the job's input is still reachable after it ended", goexit)
+		}
+		p.Close()
 	}
 }

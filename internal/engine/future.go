@@ -113,7 +113,8 @@ func (f *Future[T]) Complete(v T, err error) bool {
 // from readable (Await waits for it).
 func (f *Future[T]) IsDone() bool { return f.bits.Load()&futDone != 0 }
 
-// Done returns a channel closed once f has completed.
+// Done returns a channel closed once f has completed. Its outcome may be a
+// moment from written then: read it with Outcome or Await, which wait.
 func (f *Future[T]) Done() <-chan struct{} {
 	if f.IsDone() {
 		return closedChan

@@ -473,7 +473,9 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 		if w.resume {
 			// A handler called runtime.Goexit, which no one can stop:
 			// its job has ended; another goroutine takes the worker on.
+			// The unwind skipped wait's clearing of a handed job.
 			w.resume = false
+			w.hand = task[In, Out]{}
 			go p.work(w, false)
 		}
 	}()
