@@ -767,6 +767,8 @@ func TestAllocationBounds(t *testing.T) {
 	inc := New(2, func(_ context.Context, n int) (int, error) { return n + 1, nil })
 	defer inc.Close()
 	chain := Then[int, int, int](inc, results)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	submitAwait := func(pol ...Policy) func() {
 		return func() {
@@ -802,6 +804,14 @@ func TestAllocationBounds(t *testing.T) {
 		// Submit's doc: the job's retry state, one allocation, holds its
 		// own policy and what a MaxElapsed needs (it took two).
 		{"Submit+Await with a MaxElapsed policy", submitAwait(Policy{MaxElapsed: time.Hour}), 2},
+		// Submit's doc: a ctx that can be cancelled adds the watch (about
+		// three allocations; the record then holds the side record, which
+		// took one more), and Await on it a Done channel.
+		{"Submit+Await with a ctx that can be cancelled", func() {
+			if v, err := results.Submit(cctx, 21).Await(cctx); v != 42 || err != nil {
+				t.Fatalf("Submit(21).Await = %d, %v; want 42, nil", v, err)
+			}
+		}, 5},
 		// Then's doc: both Submits and two of its own, and no goroutine
 		// per awaited item (one used to start for each).
 		{"Then Submit+Await", func() {

@@ -6,8 +6,9 @@ import (
 )
 
 // fullJob is the record of a job whose policy has a deadline or is its
-// own, or whose pool has an observer: one allocation for the job, its
-// first attempt's ext with the side record, and its own policy.
+// own, whose ctx can end (it is watched while it waits), or whose pool has
+// an observer: one allocation for the job, its first attempt's ext with the
+// side record, and its own policy.
 type fullJob[In, Out any] struct {
 	Job[In, Out]
 	x   ext[In, Out]
@@ -22,7 +23,7 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 		pol = def
 	}
 	var j *Job[In, Out]
-	if pol == def && p.onEnd == nil && !def.hasDeadline() {
+	if pol == def && p.onEnd == nil && !def.hasDeadline() && ctx.Done() == nil {
 		j = new(Job[In, Out])
 	} else {
 		c := new(fullJob[In, Out])
