@@ -142,7 +142,6 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 	s.cancel = cancel
 	p.mu.Lock()
 	if p.quitting.Load() {
-		s.sc.ended.Store(true)
 		cancel()
 	} else {
 		if p.streams == nil {
@@ -179,7 +178,6 @@ func (s *Stream[In, Out]) Close() {
 	p.mu.Lock()
 	delete(p.streams, s)
 	p.mu.Unlock()
-	s.sc.ended.Store(true)
 	s.cancel()
 }
 

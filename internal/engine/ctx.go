@@ -65,8 +65,8 @@ func WithAttempt(ctx context.Context, n int) context.Context {
 type sharedCtx struct {
 	context.Context
 	pool     any
-	ended    atomic.Bool // the pool gave up, or the stream closed: read per job
-	ofStream bool        // a stream's: its Context also ends with the Map's ctx
+	ended    atomic.Bool // the pool's: Shutdown gave up; read per bare job, where Err is a dynamic call
+	ofStream bool        // a stream's: done once its Context is, at Close, Shutdown's give-up or the Map's ctx's end
 }
 
 // over reports whether the ctx is done, so that a queued job need not run.

@@ -99,7 +99,7 @@ func (f *Future[T]) Complete(v T, err error) bool {
 		ch, hook := f.ch, f.hook
 		f.ch, f.hook = closedChan, nil
 		f.unlock()
-		if ch != nil && ch != closedChan {
+		if ch != nil {
 			close(ch)
 		}
 		if hook != nil {

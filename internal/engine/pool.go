@@ -213,10 +213,9 @@ func (p *Pool[In, Out]) Resize(workers int) {
 		p.live++
 		p.all = append(p.all, w)
 		if p.pop(w, &w.hand) {
-			p.handTo(w, nil)
+			p.handTo(w, &w.hand)
 			w.wake <- struct{}{}
 		} else {
-			w.hand = task[In, Out]{} // pop may have left a dropped entry
 			p.idle = append(p.idle, w)
 		}
 		go p.work(w, true)
@@ -397,11 +396,13 @@ func (p *Pool[In, Out]) serveWaiters() {
 
 // pop moves the next live entry into *t: retries first. A record's entry
 // is claimed here, under mu; entries of jobs that ended or moved on are
-// dropped. p.mu is held.
+// dropped. With none, it leaves *t zero, holding nothing alive. p.mu is
+// held.
 func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
 	for {
 		if !p.retries.PopInto(t) {
 			if !p.ring.PopInto(t) {
+				*t = task[In, Out]{}
 				return false
 			}
 			if len(p.waiters) > 0 {
@@ -446,13 +447,10 @@ func (p *Pool[In, Out]) claimFor(w *worker[In, Out], t *task[In, Out]) {
 	p.handTo(w, t)
 }
 
-// handTo gives claimed t (nil: the one already in w.hand) to w, which is
-// not idle, for its wake-up. p.mu is held.
+// handTo gives claimed t to w, which is not idle, for its wake-up. p.mu
+// is held.
 func (p *Pool[In, Out]) handTo(w *worker[In, Out], t *task[In, Out]) {
-	if t != nil {
-		w.hand = *t
-	}
-	w.handed, w.busy, w.cur = true, true, w.hand.j
+	w.hand, w.handed, w.busy, w.cur = *t, true, true, t.j
 }
 
 // wakeIdle wakes an idle worker, handing it t if not nil. p.mu is held.
@@ -488,7 +486,6 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 		ok := p.next(w, &t)
 		p.mu.Unlock()
 		if !ok {
-			t = task[In, Out]{} // keeps nothing alive while parked
 			if !p.wait(w) {
 				return
 			}
@@ -674,7 +671,6 @@ func (p *Pool[In, Out]) abandon() {
 	p.sc.ended.Store(true)
 	p.cancelSC() // the handler ctx of bare jobs held by value
 	for s := range streams {
-		s.sc.ended.Store(true)
 		s.cancel()
 	}
 	p.mu.Lock()
