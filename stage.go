@@ -378,8 +378,8 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 // They meet through atomics only, each with one direction: notices (hooks
 // to the consumer), subs (the feeder to the consumer, fork–join only),
 // fdone (the feeder to the consumer), released, free and quit (the
-// consumer to the feeder). Each side sleeps on a channel of its own, woken
-// by the other side's token, as parked and fparked say.
+// consumer to the feeder). Each side sleeps in a parking of its own, woken
+// by the other side (csleep, fsleep).
 type mapper[In, Out any] struct {
 	ctx     context.Context
 	ctxDone <-chan struct{}
@@ -431,9 +431,8 @@ type mapper[In, Out any] struct {
 	// id+1 (0 when empty), and each slot's link the id+1 below it. A slot
 	// is on it at most once, as its Result completes once per item.
 	notices atomic.Int32
-	parked  atomic.Bool   // the consumer sleeps on wake
-	wake    chan struct{} // buffered: whoever clears parked sends one token
-	fdone   atomic.Bool   // the feeder is over: in returned, or panicked
+	csleep  parking     // the consumer's
+	fdone   atomic.Bool // the feeder is over: in returned, or panicked
 
 	_ [64]byte
 
@@ -451,8 +450,7 @@ type mapper[In, Out any] struct {
 	free     atomic.Int32
 	released atomic.Int64 // items yielded: the feeder has room while next-released < window
 	quit     atomic.Bool  // the consumer is done: the feeder must pull no more
-	fparked  atomic.Bool  // the feeder sleeps on fwake
-	fwake    chan struct{}
+	fsleep   parking      // the feeder's; its channel is made when the feeder starts
 }
 
 // mapSlot holds one item in flight.
@@ -475,7 +473,7 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		yield:   yield,
 		ordered: c.ordered,
 		window:  c.window,
-		wake:    make(chan struct{}, 1),
+		csleep:  parking{ch: make(chan struct{}, 1)},
 	}
 	m.chunks[0] = m.first[:min(slotBase, c.window)]
 	m.batch = m.batch0[:0]
@@ -513,7 +511,7 @@ func (m *mapper[In, Out]) slot(id int32) *mapSlot[Out] {
 // start starts the feeder on in.
 func (m *mapper[In, Out]) start(in iter.Seq[In]) {
 	m.in = in
-	m.fwake = make(chan struct{}, 1)
+	m.fsleep.ch = make(chan struct{}, 1)
 	go m.feed()
 }
 
@@ -526,7 +524,7 @@ func (m *mapper[In, Out]) feed() {
 			m.panicked = m.pv != nil // else in called runtime.Goexit
 		}
 		m.fdone.Store(true) // last: the consumer owns the feeder's state now
-		m.wakeConsumer()
+		m.csleep.wake()
 	}()
 	// Not a range loop: in may still panic once told to stop, and that
 	// panic must be recovered here too.
@@ -619,16 +617,12 @@ func (m *mapper[In, Out]) room() bool {
 		if m.quit.Load() {
 			return false
 		}
-		m.fparked.Store(true)
+		m.fsleep.park()
 		if m.fseen = m.released.Load(); int64(m.next)-m.fseen < int64(m.window) || m.quit.Load() {
-			// Room came, or the consumer quit, meanwhile; if it also
-			// cleared fparked, its token is on its way.
-			if !m.fparked.CompareAndSwap(true, false) {
-				<-m.fwake
-			}
+			m.fsleep.unpark() // room came, or the consumer quit, meanwhile
 			continue
 		}
-		<-m.fwake
+		<-m.fsleep.ch
 	}
 	return !m.quit.Load()
 }
@@ -640,7 +634,7 @@ func (m *mapper[In, Out]) addSub(r *Result[Out]) {
 	m.subs = append(m.subs, r)
 	m.subsN.Store(true)
 	m.subsMu.Unlock()
-	m.wakeConsumer()
+	m.csleep.wake()
 }
 
 // Done receives the outcome of the item in slot id from a Pool.
@@ -661,21 +655,32 @@ func (m *mapper[In, Out]) notify(id int32) {
 			break
 		}
 	}
-	m.wakeConsumer()
+	m.csleep.wake()
 }
 
-// wakeConsumer wakes the consumer if it sleeps. The caller has just
-// published what the consumer checks after setting parked.
-func (m *mapper[In, Out]) wakeConsumer() {
-	if m.parked.Load() && m.parked.CompareAndSwap(true, false) {
-		m.wake <- struct{}{}
+// parking is where one goroutine sleeps until another wakes it. The
+// sleeper parks, checks once more for what it waits for, then either
+// receives from ch or, having found it, unparks; a waker publishes first,
+// then wakes. Whoever clears parked sends, or takes, the one token.
+type parking struct {
+	parked atomic.Bool
+	ch     chan struct{} // buffered, for one token
+}
+
+func (k *parking) park() { k.parked.Store(true) }
+
+// unpark takes back a park whose sleeper found what it waited for; a
+// waker that cleared parked meanwhile has a token on its way, taken here.
+func (k *parking) unpark() {
+	if !k.parked.CompareAndSwap(true, false) {
+		<-k.ch
 	}
 }
 
-// wakeFeeder wakes the feeder if it sleeps for room.
-func (m *mapper[In, Out]) wakeFeeder() {
-	if m.fparked.Load() && m.fparked.CompareAndSwap(true, false) {
-		m.fwake <- struct{}{}
+// wake wakes the sleeper if it is parked.
+func (k *parking) wake() {
+	if k.parked.Load() && k.parked.CompareAndSwap(true, false) {
+		k.ch <- struct{}{}
 	}
 }
 
@@ -748,13 +753,9 @@ func (m *mapper[In, Out]) take() bool {
 // over, hands over a fork–join item, or ctx ends; it reports whether it
 // woke for something other than ctx. The caller found nothing to do.
 func (m *mapper[In, Out]) sleep(final bool) bool {
-	m.parked.Store(true)
+	m.csleep.park()
 	if m.notices.Load() != 0 || !final && (!m.fedAll && m.fdone.Load() || m.help && m.subsN.Load()) {
-		// It came meanwhile; if its waker also cleared parked, its token
-		// is on its way.
-		if !m.parked.CompareAndSwap(true, false) {
-			<-m.wake
-		}
+		m.csleep.unpark() // it came meanwhile
 		return true
 	}
 	var ctxDone <-chan struct{}
@@ -762,12 +763,10 @@ func (m *mapper[In, Out]) sleep(final bool) bool {
 		ctxDone = m.ctxDone
 	}
 	select {
-	case <-m.wake:
+	case <-m.csleep.ch:
 		return true
 	case <-ctxDone:
-		if !m.parked.CompareAndSwap(true, false) {
-			<-m.wake
-		}
+		m.csleep.unpark()
 		return false
 	}
 }
@@ -852,7 +851,7 @@ func (m *mapper[In, Out]) emit(id int32) bool {
 		}
 	}
 	m.released.Add(1)
-	m.wakeFeeder()
+	m.fsleep.wake()
 	return true
 }
 
@@ -908,9 +907,9 @@ func (m *mapper[In, Out]) halt() {
 		return
 	}
 	m.halted = true
-	if m.fwake != nil {
+	if m.fsleep.ch != nil {
 		m.quit.Store(true)
-		m.wakeFeeder()
+		m.fsleep.wake()
 	}
 	if m.stream != nil {
 		// Queued items end as their ctx is found cancelled, running ones
@@ -918,18 +917,16 @@ func (m *mapper[In, Out]) halt() {
 		// A feeder waiting for room in the pool stops waiting.
 		m.stream.Close()
 	}
-	if m.fwake == nil {
+	if m.fsleep.ch == nil {
 		return // never started
 	}
 	for !m.fdone.Load() {
-		m.parked.Store(true)
+		m.csleep.park()
 		if m.fdone.Load() {
-			if !m.parked.CompareAndSwap(true, false) {
-				<-m.wake
-			}
+			m.csleep.unpark()
 			break
 		}
-		<-m.wake // fdone's store, or a notice: look again
+		<-m.csleep.ch // fdone's store, or a notice: look again
 	}
 	m.fedAll = true
 	if m.stream == nil {
@@ -956,7 +953,7 @@ func (m *mapper[In, Out]) stop() {
 			}
 		}
 	}
-	if !m.ran || m.fwake == nil {
+	if !m.ran || m.fsleep.ch == nil {
 		return // the consumer panicked: its panic goes on
 	}
 	switch {
