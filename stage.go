@@ -366,7 +366,7 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 //   - set by newMapper and read-only after: ctx, s, yield, ordered,
 //     window, pols, stream, help;
 //   - the feeder's while it runs, the consumer's once it has seen fdone:
-//     next, grown, the chunk slices, submitted, fseen, finished,
+//     next, grown, reused, the chunk slices, submitted, fseen, finished,
 //     panicked, pv;
 //   - the consumer's: head, seen, emitted, noticed, batch, pending, over,
 //     fedAll, ran, halted, and every slot's ready flag;
@@ -377,8 +377,8 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 //
 // They meet through atomics only, each with one direction: notices (hooks
 // to the consumer), subs (the feeder to the consumer, fork–join only),
-// fdone (the feeder to the consumer), released, free and quit (the
-// consumer to the feeder). Each side sleeps in a parking of its own, woken
+// fdone (the feeder to the consumer), released and quit (the consumer to
+// the feeder). Each side sleeps in a parking of its own, woken
 // by the other side (csleep, fsleep).
 type mapper[In, Out any] struct {
 	ctx     context.Context
@@ -404,6 +404,7 @@ type mapper[In, Out any] struct {
 	in        iter.Seq[In]
 	next      int   // input index of the next item, and items pulled
 	grown     int32 // slots made
+	reused    int   // unordered: slots taken from the freed ring
 	submitted int   // items given a completion hook (Results only)
 	fseen     int64 // released, as last read
 	finished  bool  // in returned
@@ -443,14 +444,14 @@ type mapper[In, Out any] struct {
 
 	_ [64]byte
 
-	// Unordered, freed slots form a second stack, pushed by the consumer
-	// and popped by the feeder alone (so no slot on it can be pushed
-	// again while the feeder reads it): free holds the top's id+1, each
-	// slot's flink the id+1 below it.
-	free     atomic.Int32
-	released atomic.Int64 // items yielded: the feeder has room while next-released < window
-	quit     atomic.Bool  // the consumer is done: the feeder must pull no more
-	fsleep   parking      // the feeder's; its channel is made when the feeder starts
+	// released counts the items yielded: the feeder has room while
+	// next-released < window. Unordered, the ids of the slots they
+	// freed form a ring in the slots' freed fields, written by the
+	// consumer before it counts the release and read by the feeder
+	// after: the r-th release's id is in slot r%window.
+	released atomic.Int64
+	quit     atomic.Bool // the consumer is done: the feeder must pull no more
+	fsleep   parking     // the feeder's; its channel is made when the feeder starts
 }
 
 // mapSlot holds one item in flight.
@@ -461,7 +462,7 @@ type mapSlot[Out any] struct {
 	index  int    // the item's input index
 	ready  bool   // its notice has come, and it was not yet yielded
 	link   int32  // below it on the notice stack
-	flink  int32  // below it on the free stack
+	freed  int32  // unordered: a cell of the ring of freed ids
 	notify func() // pushes the slot on the notice stack; made once per slot
 }
 
@@ -571,23 +572,20 @@ func (m *mapper[In, Out]) push(v In) bool {
 }
 
 // acquire, in the feeder, returns a free slot for the next item; the
-// window has room for it.
+// window has room for it. Slots are made one per item until the window
+// has them all, then reused: ordered, item i takes slot i%window, which
+// item i-window freed; unordered, it takes the slot that the
+// (i-window)-th release freed, which room saw counted.
 func (m *mapper[In, Out]) acquire() int32 {
+	if m.grown < int32(m.window) {
+		return m.grow()
+	}
 	if m.ordered {
-		if m.grown < int32(m.window) {
-			return m.grow()
-		}
-		return int32(m.next % m.window) // yielded, as next-released < window
+		return int32(m.next % m.window)
 	}
-	for {
-		top := m.free.Load()
-		if top == 0 {
-			return m.grow() // every slot made is in flight: fewer than window
-		}
-		if m.free.CompareAndSwap(top, m.slot(top-1).flink) {
-			return top - 1
-		}
-	}
+	id := m.slot(int32(m.reused % m.window)).freed
+	m.reused++
+	return id
 }
 
 // grow, in the feeder, makes the next slot and returns its id.
@@ -841,16 +839,13 @@ func (m *mapper[In, Out]) emit(id int32) bool {
 		m.over = true
 		return false
 	}
+	r := m.released.Load() // the consumer's own counter
 	if !m.ordered {
-		for {
-			top := m.free.Load()
-			sl.flink = top
-			if m.free.CompareAndSwap(top, id+1) {
-				break
-			}
-		}
+		// The cell exists: r < next, and slots are made one per item
+		// until there are window of them.
+		m.slot(int32(r % int64(m.window))).freed = id
 	}
-	m.released.Add(1)
+	m.released.Store(r + 1)
 	m.fsleep.wake()
 	return true
 }
