@@ -100,12 +100,7 @@ func Constant(d time.Duration) Backoff {
 // capped at max: base, 2*base, 4*base, … max, max. It never overflows, however
 // large n grows. It panics if base <= 0 or max < base.
 func Exponential(base, max time.Duration) Backoff {
-	if base <= 0 {
-		panic(fmt.Sprintf("jobq: Exponential: base must be > 0, got %v", base))
-	}
-	if max < base {
-		panic(fmt.Sprintf("jobq: Exponential: max must be >= base, got max %v < base %v", max, base))
-	}
+	checkRange("Exponential", base, max)
 	return func(n int, _ time.Duration, _ float64) time.Duration {
 		d := base
 		// Doubling stops before d passes max/2, so it takes at most 63
@@ -120,6 +115,16 @@ func Exponential(base, max time.Duration) Backoff {
 	}
 }
 
+// checkRange panics, naming the constructor, unless 0 < base <= max.
+func checkRange(name string, base, max time.Duration) {
+	if base <= 0 {
+		panic(fmt.Sprintf("jobq: %s: base must be > 0, got %v", name, base))
+	}
+	if max < base {
+		panic(fmt.Sprintf("jobq: %s: max must be >= base, got max %v < base %v", name, max, base))
+	}
+}
+
 // Decorrelated returns the "decorrelated jitter" Backoff: retry n waits
 // min(max, base + r*(3*p - base)), where p is the previous delay, or base
 // for the first retry or when the previous delay was shorter (a RetryAfter
@@ -128,12 +133,7 @@ func Exponential(base, max time.Duration) Backoff {
 // Use it without a Jitter: it randomises itself. It panics if base <= 0 or
 // max < base.
 func Decorrelated(base, max time.Duration) Backoff {
-	if base <= 0 {
-		panic(fmt.Sprintf("jobq: Decorrelated: base must be > 0, got %v", base))
-	}
-	if max < base {
-		panic(fmt.Sprintf("jobq: Decorrelated: max must be >= base, got max %v < base %v", max, base))
-	}
+	checkRange("Decorrelated", base, max)
 	return func(_ int, prev time.Duration, r float64) time.Duration {
 		// prev may be below base (a RetryAfter or Jitter delay): the
 		// range [base, 3*p) needs p >= base.
