@@ -1479,3 +1479,29 @@ func TestCloseDuringAGiveUpWaitsUntilTheDroppedJobsAreCounted(t *testing.T) {
 		}
 	})
 }
+
+// TestMapperLayout pins where a Map stream's inline slots lie: workers
+// write them as items complete, so they start on a cache line of a mapper
+// whose size class starts its objects on lines, and a line of padding
+// keeps the feeder's fields, which follow, off the last slot's line.
+func TestMapperLayout(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is pinned for 64-bit platforms")
+	}
+	const line = 64
+	var m mapper[int, int]
+	if off := unsafe.Offsetof(m.first); off%line != 0 {
+		t.Errorf("mapper.first at offset %d, %d bytes into a line", off, off%line)
+	}
+	if size := unsafe.Sizeof(m.first[0]); size != line {
+		t.Errorf("mapSlot[int] takes %d bytes, want %d", size, line)
+	}
+	end := unsafe.Offsetof(m.first) + unsafe.Sizeof(m.first)
+	if gap := unsafe.Offsetof(m.in) - end; gap < line {
+		t.Errorf("the feeder's fields start %d bytes after the inline slots, want a line or more", gap)
+	}
+	// Its size class, 1792 bytes (28 lines), puts every mapper on a line.
+	if size := unsafe.Sizeof(m); size > 1792 {
+		t.Errorf("mapper[int, int] takes %d bytes, more than the size class of 1792", size)
+	}
+}

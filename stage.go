@@ -398,7 +398,9 @@ type mapper[In, Out any] struct {
 	// slotBase*(2^k-1) up to slotBase*(2^(k+1)-1). They never move, as
 	// hooks write into them.
 	chunks [32][]mapSlot[Out]
+	_      [24]byte               // first starts on a cache line (TestMapperLayout)
 	first  [slotBase]mapSlot[Out] // chunk 0, made with the mapper
+	_      [64]byte               // workers write first: keep it off the feeder's fields
 
 	// The feeder's.
 	in        iter.Seq[In]
