@@ -78,9 +78,11 @@ type End struct {
 }
 
 // WithObserver sets f to observe every job's end, whether submitted with
-// Submit, Go, EnQueue, EnQueueTask or through Map, exactly once, after the
-// job is counted in Metrics and before its Result completes. A panic in a Go
-// job reaches f as a *PanicError with its stack. f runs in the goroutine
+// Submit, Go, EnQueue, EnQueueTask or through Map, exactly once, before its
+// Result completes. A job is counted in Metrics before f sees it, except a
+// success without a Result (a Go job, a Map item), which a worker counts
+// as it comes back for its next job, before the pool can be idle. A panic
+// in a Go job reaches f as a *PanicError with its stack. f runs in the goroutine
 // that ended the job (usually a worker), so it must be safe for concurrent
 // use and quick: a slow f holds that worker. Since the job's Result has not
 // completed yet, f must not await or cancel it. It panics if f is nil.

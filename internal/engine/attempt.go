@@ -418,8 +418,11 @@ func (p *Pool[In, Out]) endJob(w *worker[In, Out], j *Job[In, Out], out Out, err
 // it, hands its outcome to its sink, and counts its end complete.
 func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, err error, oc Outcome, ran int64, attempts int) {
 	sink := t.rt.sink
-	if oc == Succeeded && sink == nil && w != nil {
-		w.pendingFired++ // counted under p.mu with the end: no atomic operation
+	if oc == Succeeded && w != nil {
+		// Counted under p.mu with the end, no atomic operation: Metrics
+		// shows it once w is back for its next job, before the pool can
+		// be idle.
+		w.pendingFired++
 	} else {
 		p.count(w, oc)
 	}

@@ -183,7 +183,7 @@ type worker[In, Out any] struct {
 	// Metrics and the drain, and folded into the pool's when it retires.
 	claimed uint64 // jobs it took from Queued
 	ended   uint64 // jobs it ended
-	fired   uint64 // value jobs without a sink that succeeded
+	fired   uint64 // value jobs that succeeded
 	// Only the worker's goroutine touches these between its visits to
 	// p.mu, which folds them into the above.
 	unended      uint64
