@@ -665,3 +665,59 @@ func TestMapForkJoinCannotDeadlockABusyPool(t *testing.T) {
 		}
 	})
 }
+
+// itemErr is the error of item x in TestMapReusesSlotsOutOfOrder.
+type itemErr int
+
+func (e itemErr) Error() string { return fmt.Sprintf("item %d failed", int(e)) }
+
+// TestMapReusesSlotsOutOfOrder: items complete in an order other than
+// their input order, so that a small window's slots are freed, and taken
+// again, out of order many times over; each item is still yielded exactly
+// once, with its own outcome, and a failed one with its own input index.
+func TestMapReusesSlotsOutOfOrder(t *testing.T) {
+	for _, mode := range mapModes {
+		t.Run(mode.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := New(4, func(_ context.Context, x int) (int, error) {
+					time.Sleep(time.Duration((x*7)%5) * time.Millisecond)
+					if x%3 == 0 {
+						return 0, itemErr(x)
+					}
+					return 10 * x, nil
+				})
+				defer p.Close()
+				const n = 300
+				opts := append([]MapOption{InFlight(4)}, mode.opts...)
+				seen := make([]int, n)
+				prev := -1
+				for v, err := range Map(context.Background(), p, counted(n, new(atomic.Int64), new(atomic.Bool)), opts...) {
+					x := v / 10
+					if err != nil {
+						var ie *ItemError
+						var xe itemErr
+						if !errors.As(err, &ie) || !errors.As(err, &xe) || ie.Index != int(xe) {
+							t.Fatalf("error %v: want an *ItemError whose Index is the failed item's", err)
+						}
+						x = ie.Index
+					} else if x%3 == 0 || v%10 != 0 {
+						t.Fatalf("yielded %d, nil: no item has that outcome", v)
+					}
+					if x < 0 || x >= n {
+						t.Fatalf("yielded item %d of %d", x, n)
+					}
+					if mode.opts != nil && x != prev+1 {
+						t.Fatalf("ordered: item %d after item %d", x, prev)
+					}
+					prev = x
+					seen[x]++
+				}
+				for x, k := range seen {
+					if k != 1 {
+						t.Errorf("item %d yielded %d times, want once", x, k)
+					}
+				}
+			})
+		})
+	}
+}
