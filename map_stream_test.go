@@ -672,12 +672,22 @@ type itemErr int
 func (e itemErr) Error() string { return fmt.Sprintf("item %d failed", int(e)) }
 
 // TestMapReusesSlotsOutOfOrder: items complete in an order other than
-// their input order, so that a small window's slots are freed, and taken
+// their input order, so that small windows' slots are freed, and taken
 // again, out of order many times over; each item is still yielded exactly
 // once, with its own outcome, and a failed one with its own input index.
 func TestMapReusesSlotsOutOfOrder(t *testing.T) {
-	for _, mode := range mapModes {
-		t.Run(mode.name, func(t *testing.T) {
+	// Windows past the inline chunk of 4 slots, so that slots and the
+	// ring's cells are made in chunks too.
+	for _, tc := range []struct {
+		mode   string
+		opts   []MapOption
+		window int
+	}{
+		{"unordered", nil, 4}, {"unordered", nil, 5}, {"unordered", nil, 13},
+		{"ordered", []MapOption{Ordered()}, 4}, {"ordered", []MapOption{Ordered()}, 13},
+	} {
+		mode := struct{ opts []MapOption }{tc.opts}
+		t.Run(fmt.Sprintf("%s/InFlight(%d)", tc.mode, tc.window), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := New(4, func(_ context.Context, x int) (int, error) {
 					time.Sleep(time.Duration((x*7)%5) * time.Millisecond)
@@ -688,7 +698,7 @@ func TestMapReusesSlotsOutOfOrder(t *testing.T) {
 				})
 				defer p.Close()
 				const n = 300
-				opts := append([]MapOption{InFlight(4)}, mode.opts...)
+				opts := append([]MapOption{InFlight(tc.window)}, mode.opts...)
 				seen := make([]int, n)
 				prev := -1
 				for v, err := range Map(context.Background(), p, counted(n, new(atomic.Int64), new(atomic.Bool)), opts...) {

@@ -79,13 +79,16 @@ type End struct {
 
 // WithObserver sets f to observe every job's end, whether submitted with
 // Submit, Go, EnQueue, EnQueueTask or through Map, exactly once, before its
-// Result completes. A job is counted in Metrics before f sees it, except a
-// success without a Result (a Go job, a Map item), which a worker counts
-// as it comes back for its next job, before the pool can be idle. A panic
-// in a Go job reaches f as a *PanicError with its stack. f runs in the goroutine
-// that ended the job (usually a worker), so it must be safe for concurrent
-// use and quick: a slow f holds that worker. Since the job's Result has not
-// completed yet, f must not await or cancel it. It panics if f is nil.
+// Result completes. A job is counted in Metrics before f sees it, except
+// the success, on its first attempt, of a job held without a record (a Go
+// job with a bare context.Background() and the pool's policy, or a Map
+// item, under a policy without Timeout or MaxElapsed), which its worker
+// counts as it comes back for its next job, before the pool can be idle.
+// A panic in a Go job reaches f as a *PanicError with its stack. f runs in
+// the goroutine that ended the job (usually a worker), so it must be safe
+// for concurrent use and quick: a slow f holds that worker. Since the
+// job's Result has not completed yet, f must not await or cancel it. It
+// panics if f is nil.
 //
 // Cost: nothing when not set; when set, about three clock readings per job
 // (BenchmarkGoObserver: on 2 cores about 130-220 ns a trivial job).

@@ -370,6 +370,8 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 //     panicked, pv;
 //   - the consumer's: head, seen, emitted, noticed, batch, pending, over,
 //     fedAll, ran, halted, and every slot's ready flag;
+//   - a slot's freed field: a cell of the ring of freed ids (see
+//     released), written by the consumer, read by the feeder;
 //   - a slot's other fields: written by the feeder before it submits the
 //     item, by the completion (out, err) before its notice, read and
 //     reset by the consumer after the notice and before it releases the
@@ -398,7 +400,7 @@ type mapper[In, Out any] struct {
 	// slotBase*(2^k-1) up to slotBase*(2^(k+1)-1). They never move, as
 	// hooks write into them.
 	chunks [32][]mapSlot[Out]
-	_      [24]byte               // first starts on a cache line (TestMapperLayout)
+	_      [16]byte               // first starts on a cache line, after the 8-byte malloc header (TestMapperLayout)
 	first  [slotBase]mapSlot[Out] // chunk 0, made with the mapper
 	_      [64]byte               // workers write first: keep it off the feeder's fields
 
