@@ -701,7 +701,19 @@ func TestMapReusesSlotsOutOfOrder(t *testing.T) {
 				opts := append([]MapOption{InFlight(tc.window)}, mode.opts...)
 				seen := make([]int, n)
 				prev := -1
-				for v, err := range Map(context.Background(), p, counted(n, new(atomic.Int64), new(atomic.Bool)), opts...) {
+				// The source pauses now and then, so that the window drains
+				// and many releases come before the feeder takes slots again.
+				src := func(yield func(int) bool) {
+					for i := range n {
+						if i%20 == 19 {
+							time.Sleep(20 * time.Millisecond)
+						}
+						if !yield(i) {
+							return
+						}
+					}
+				}
+				for v, err := range Map(context.Background(), p, src, opts...) {
 					x := v / 10
 					if err != nil {
 						var ie *ItemError
