@@ -366,7 +366,7 @@ func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], op
 //   - set by newMapper and read-only after: ctx, s, yield, ordered,
 //     window, pols, stream, help;
 //   - the feeder's while it runs, the consumer's once it has seen fdone:
-//     next, grown, reused, the chunk slices, submitted, fseen, finished,
+//     next, grown, the chunk slices, submitted, fseen, finished,
 //     panicked, pv;
 //   - the consumer's: head, seen, emitted, noticed, batch, pending, over,
 //     fedAll, ran, halted, and every slot's ready flag;
@@ -408,7 +408,6 @@ type mapper[In, Out any] struct {
 	in        iter.Seq[In]
 	next      int   // input index of the next item, and items pulled
 	grown     int32 // slots made
-	reused    int   // unordered: slots taken from the freed ring
 	submitted int   // items given a completion hook (Results only)
 	fseen     int64 // released, as last read
 	finished  bool  // in returned
@@ -577,19 +576,18 @@ func (m *mapper[In, Out]) push(v In) bool {
 
 // acquire, in the feeder, returns a free slot for the next item; the
 // window has room for it. Slots are made one per item until the window
-// has them all, then reused: ordered, item i takes slot i%window, which
-// item i-window freed; unordered, it takes the slot that the
-// (i-window)-th release freed, which room saw counted.
+// has them all, then item i reuses one: ordered, slot i%window, which item
+// i-window freed; unordered, the slot that the (i-window)-th release
+// freed, whose id is in cell i%window, which room saw counted.
 func (m *mapper[In, Out]) acquire() int32 {
 	if m.grown < int32(m.window) {
 		return m.grow()
 	}
+	p := int32(m.next % m.window)
 	if m.ordered {
-		return int32(m.next % m.window)
+		return p
 	}
-	id := m.slot(int32(m.reused % m.window)).freed
-	m.reused++
-	return id
+	return m.slot(p).freed
 }
 
 // grow, in the feeder, makes the next slot and returns its id.
