@@ -686,7 +686,6 @@ func TestMapReusesSlotsOutOfOrder(t *testing.T) {
 		{"unordered", nil, 4}, {"unordered", nil, 5}, {"unordered", nil, 13},
 		{"ordered", []MapOption{Ordered()}, 4}, {"ordered", []MapOption{Ordered()}, 13},
 	} {
-		mode := struct{ opts []MapOption }{tc.opts}
 		t.Run(fmt.Sprintf("%s/InFlight(%d)", tc.mode, tc.window), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := New(4, func(_ context.Context, x int) (int, error) {
@@ -698,7 +697,7 @@ func TestMapReusesSlotsOutOfOrder(t *testing.T) {
 				})
 				defer p.Close()
 				const n = 300
-				opts := append([]MapOption{InFlight(tc.window)}, mode.opts...)
+				opts := append([]MapOption{InFlight(tc.window)}, tc.opts...)
 				seen := make([]int, n)
 				prev := -1
 				// The source pauses now and then, so that the window drains
@@ -728,7 +727,7 @@ func TestMapReusesSlotsOutOfOrder(t *testing.T) {
 					if x < 0 || x >= n {
 						t.Fatalf("yielded item %d of %d", x, n)
 					}
-					if mode.opts != nil && x != prev+1 {
+					if tc.opts != nil && x != prev+1 {
 						t.Fatalf("ordered: item %d after item %d", x, prev)
 					}
 					prev = x
