@@ -2,7 +2,10 @@ package jobq
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // TestContextWithAttemptIsWhatAttemptReports: a backend outside the package
@@ -23,4 +26,87 @@ func TestContextWithAttemptIsWhatAttemptReports(t *testing.T) {
 		t.Errorf("a pool's handler under a ctx with attempt 7 sees %d, %v; want its own 1", got, err)
 	}
 	mustPanic(t, "ContextWithAttempt: n must be >= 1, got 0", func() { ContextWithAttempt(bg, 0) })
+}
+
+// TestHandlerCtxWatchedDuringItsAttemptIsDoneAtItsEnd: a handler that
+// takes its ctx's Done channel, registers a context.AfterFunc on it and
+// derives a cancellable ctx from it, and returns, leaves all three done
+// once its attempt is over: whether the job succeeded, failed, or failed
+// an attempt it retries (that attempt's ctx is done while the next one
+// runs), and whatever can end the submission ctx or the attempt.
+func TestHandlerCtxWatchedDuringItsAttemptIsDoneAtItsEnd(t *testing.T) {
+	type kept struct {
+		done    <-chan struct{}
+		after   chan struct{}
+		derived context.Context
+	}
+	check := func(t *testing.T, what string, k kept) {
+		t.Helper()
+		synctest.Wait() // the AfterFunc and the derived ctx's watch run in goroutines
+		for name, ch := range map[string]<-chan struct{}{"Done": k.done, "AfterFunc": k.after, "a derived ctx's Done": k.derived.Done()} {
+			select {
+			case <-ch:
+			default:
+				t.Errorf("%s: %s is still open after the attempt's end", what, name)
+			}
+		}
+		if err := k.derived.Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: a derived ctx's Err = %v, want context.Canceled", what, err)
+		}
+	}
+	type key struct{}
+	for _, sub := range []struct {
+		name string
+		ctx  func(t *testing.T) context.Context
+		pol  []Policy
+	}{
+		{"background", func(*testing.T) context.Context { return context.Background() }, nil},
+		{"values", func(*testing.T) context.Context { return context.WithValue(context.Background(), key{}, 1) }, nil},
+		{"cancellable", func(t *testing.T) context.Context { return t.Context() }, nil},
+		{"timeout", func(*testing.T) context.Context { return context.Background() }, []Policy{{Timeout: time.Hour}}},
+	} {
+		t.Run(sub.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ks := make(chan kept, 1)
+				second := make(chan struct{})
+				p := New(1, func(ctx context.Context, n int) (int, error) {
+					if Attempt(ctx) == 2 {
+						<-second
+						return n, nil
+					}
+					k := kept{done: ctx.Done(), after: make(chan struct{})}
+					context.AfterFunc(ctx, func() { close(k.after) })
+					var cancel context.CancelFunc
+					k.derived, cancel = context.WithCancel(ctx)
+					_ = cancel // the attempt's end, not cancel, must end it
+					ks <- k
+					if n == 0 {
+						return n, nil
+					}
+					return n, errors.New("failed")
+				}, WithPolicy(Policy{MaxAttempts: 1}))
+				defer p.Close()
+				ctx := sub.ctx(t)
+				if _, err := p.Submit(ctx, 0, sub.pol...).Await(ctx); err != nil {
+					t.Fatalf("succeeding job: %v", err)
+				}
+				check(t, "succeeded", <-ks)
+				if _, err := p.Submit(ctx, 1, sub.pol...).Await(ctx); err == nil {
+					t.Fatal("failing job: nil error")
+				}
+				check(t, "failed", <-ks)
+				retry := append([]Policy{}, sub.pol...)
+				if len(retry) == 0 {
+					retry = append(retry, Policy{})
+				}
+				retry[0].MaxAttempts, retry[0].Backoff = 2, Constant(time.Millisecond)
+				r := p.Submit(ctx, 1, retry...)
+				check(t, "retried", <-ks)
+				close(second)
+				if v, err := r.Await(ctx); v != 1 || err != nil {
+					t.Errorf("retried job: %d, %v; want 1, nil", v, err)
+				}
+			})
+		})
+	}
 }

@@ -89,9 +89,7 @@ func newPool[In, Out any](workers int, h engine.Handler[In, Out], c *config) *Po
 	return p
 }
 
-// policy resolves a submission's policies: nil when none was given, and the
-// pool default applies.
-// policy resolves the one policy a submission gave.
+// policy resolves the one policy a submission gave, over the pool's default.
 func (p *Pool[In, Out]) policy(pol []Policy) (engine.Policy, error) {
 	if len(pol) > 1 {
 		return engine.Policy{}, fmt.Errorf("%w: %d policies given, want at most 1", ErrInvalidPolicy, len(pol))

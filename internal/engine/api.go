@@ -23,7 +23,8 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 		pol = def
 	}
 	var j *Job[In, Out]
-	if pol == def && p.onEnd == nil && !def.hasDeadline() && ctx.Done() == nil {
+	canEnd := pol.hasDeadline() || ctx.Done() != nil
+	if pol == def && p.onEnd == nil && !canEnd {
 		j = new(Job[In, Out])
 	} else {
 		c := new(fullJob[In, Out])
@@ -36,6 +37,9 @@ func (p *Pool[In, Out]) newJob(ctx context.Context, in In, pol *Policy) *Job[In,
 	}
 	j.in = in
 	j.act.init(ctx, p, 1)
+	if !canEnd {
+		j.act.attempt = endsWithJob
+	}
 	j.Init(j)
 	return j
 }

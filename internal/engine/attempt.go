@@ -125,14 +125,18 @@ func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac 
 	if ac.own() == ownTimeout {
 		err = context.DeadlineExceeded // the timer cancelled it, and has not ended it yet
 	}
-	ac.end()
+	var won bool
 	if err == nil {
-		if j.succeed(k) {
-			p.endJob(w, j, out, nil, Succeeded)
-		}
-		return
+		won = j.succeed(k)
+	} else {
+		won = j.fail(k)
 	}
-	if j.fail(k) {
+	ac.end()
+	switch {
+	case !won:
+	case err == nil:
+		p.endJob(w, j, out, nil, Succeeded)
+	default:
 		p.failJob(w, j, k, err)
 	}
 }

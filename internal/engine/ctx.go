@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // The contexts handlers receive. Each keeps context's contract: its values
@@ -130,8 +131,32 @@ type attemptCtx[In, Out any] struct {
 	parent  context.Context // the submission's ctx
 	pool    *Pool[In, Out]
 	ext     atomic.Pointer[ext[In, Out]]
-	attempt int32
+	attempt int32         // the attempt's number, or endsWithJob
 	state   atomic.Uint32 // err code | own code<<ownShift | the job's flags (first attempt only)
+}
+
+// endsWithJob, as an attemptCtx's attempt, marks a first attempt whose
+// only errors can be context.Canceled: its submission ctx cannot be
+// cancelled and it has no deadline. Its end is read off its job's state
+// word, which the end of the attempt moves anyway, instead of being
+// written into the ctx's state as well.
+const endsWithJob = -1
+
+// job returns the job whose first attempt's ctx c is.
+func (c *attemptCtx[In, Out]) job() *Job[In, Out] {
+	var j Job[In, Out]
+	return (*Job[In, Out])(unsafe.Add(unsafe.Pointer(c), -int(unsafe.Offsetof(j.act))))
+}
+
+// code returns the ctx's err code: errNone while it is not done.
+func (c *attemptCtx[In, Out]) code() uint32 {
+	code := c.state.Load() & errMask
+	if code == errNone && c.attempt == endsWithJob {
+		if s := c.job().Word.Load(); s != mkState(0, Queued) && s != mkState(1, Running) {
+			code = errCanceled
+		}
+	}
+	return code
 }
 
 // ext is what an attempt needs beyond the common case; the first
@@ -159,7 +184,7 @@ func (c *attemptCtx[In, Out]) init(parent context.Context, pool *Pool[In, Out], 
 }
 
 func (c *attemptCtx[In, Out]) owner() any     { return c.pool }
-func (c *attemptCtx[In, Out]) attemptNo() int { return int(c.attempt) }
+func (c *attemptCtx[In, Out]) attemptNo() int { return max(int(c.attempt), 1) }
 
 // cancel records err (context.Canceled or DeadlineExceeded) as the ctx's
 // error unless it has one, and own as the pool's cause unless it has one;
@@ -179,8 +204,14 @@ func (c *attemptCtx[In, Out]) cancel(err error, own uint32) {
 			break
 		}
 	}
+	c.wake()
+}
+
+// wake closes Done and runs the AfterFunc callbacks if the ctx is done and
+// they are wanted; else extend, when it comes, does.
+func (c *attemptCtx[In, Out]) wake() {
 	if x := c.ext.Load(); x != nil && x.watching.Load() {
-		c.closeExt(x) // else extend, when it comes, closes it
+		c.closeExt(x)
 	}
 }
 
@@ -188,7 +219,7 @@ func (c *attemptCtx[In, Out]) cancel(err error, own uint32) {
 // cancelled.
 func (c *attemptCtx[In, Out]) closeExt(x *ext[In, Out]) {
 	x.mu.Lock()
-	if x.closed || c.state.Load()&errMask == errNone {
+	if x.closed || c.code() == errNone {
 		x.mu.Unlock()
 		return
 	}
@@ -207,8 +238,15 @@ func (c *attemptCtx[In, Out]) closeExt(x *ext[In, Out]) {
 	}
 }
 
-// end marks the attempt over: the ctx is done from now on.
-func (c *attemptCtx[In, Out]) end() { c.cancel(context.Canceled, ownNone) }
+// end marks the attempt over, once its job's state has moved on from it:
+// the ctx is done from now on.
+func (c *attemptCtx[In, Out]) end() {
+	if c.attempt == endsWithJob {
+		c.wake() // done by the move
+		return
+	}
+	c.cancel(context.Canceled, ownNone)
+}
 
 // own returns the pool's cause of the attempt's cancellation.
 func (c *attemptCtx[In, Out]) own() uint32 { return c.state.Load() >> ownShift & errMask }
@@ -276,12 +314,12 @@ func (c *attemptCtx[In, Out]) Done() <-chan struct{} {
 // that Err stays the same once non-nil and Done, if made, is closed before
 // Err reports it.
 func (c *attemptCtx[In, Out]) Err() error {
-	if code := c.state.Load() & errMask; code != errNone {
+	if code := c.code(); code != errNone {
 		return errOf(code)
 	}
 	if perr := c.parent.Err(); perr != nil {
 		c.cancel(perr, ownNone)
-		return errOf(c.state.Load() & errMask)
+		return errOf(c.code())
 	}
 	return nil
 }
