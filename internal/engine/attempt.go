@@ -314,10 +314,17 @@ func (j *Job[In, Out]) Help() {
 	p.runInPlace(w, j, k+1)
 }
 
-// inPlace registers a runner off the workers for j, just claimed. p.mu is
-// held.
+// inPlace registers a runner off the workers for j, just claimed: a spare
+// one if the pool has one. p.mu is held.
 func (p *Pool[In, Out]) inPlace(j *Job[In, Out]) *worker[In, Out] {
-	w := &worker[In, Out]{p: p, cur: j, busy: true}
+	w := p.spare
+	if w != nil {
+		p.spare, w.next = w.next, nil
+		p.spares--
+		w.cur, w.busy = j, true
+	} else {
+		w = &worker[In, Out]{p: p, cur: j, busy: true}
+	}
 	if p.inline == nil {
 		p.inline = make(map[*worker[In, Out]]struct{})
 	}
@@ -329,14 +336,30 @@ func (p *Pool[In, Out]) inPlace(j *Job[In, Out]) *worker[In, Out] {
 // calling goroutine.
 func (p *Pool[In, Out]) runInPlace(w *worker[In, Out], j *Job[In, Out], k int) {
 	defer func() {
+		w.stopTimer()
 		p.mu.Lock()
 		delete(p.inline, w)
 		p.addAll(&w.outcomes, 0)
 		p.addEnded(w.unended)
+		if p.spares < maxSpares {
+			w.reset()
+			w.next, p.spare = p.spare, w
+			p.spares++
+		}
 		p.mu.Unlock()
-		w.stopTimer()
 	}()
 	p.attemptJob(w, j, k)
+}
+
+// reset clears the counts and job of w, a runner off the workers whose
+// counts have been folded into the pool's, for reuse.
+func (w *worker[In, Out]) reset() {
+	w.cur, w.busy, w.unended = nil, false, 0
+	for _, c := range []*atomic.Uint64{&w.succeeded, &w.failed, &w.canceled} {
+		if c.Load() != 0 {
+			c.Store(0)
+		}
+	}
 }
 
 // attemptValue runs t, a job held by value, on w.

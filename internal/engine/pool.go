@@ -144,8 +144,12 @@ type Pool[In, Out any] struct {
 
 	outcomes
 	rejected, retried atomic.Uint64
-	_                 [16]byte
+	spare             *worker[In, Out] // runners off the workers kept for reuse, linked by next
+	spares            int
 }
+
+// maxSpares bounds the runners off the workers that a pool keeps for reuse.
+const maxSpares = 64
 
 // New returns a running pool of workers.
 func New[In, Out any](workers int, h Handler[In, Out], cfg Config) *Pool[In, Out] {
@@ -191,8 +195,9 @@ type worker[In, Out any] struct {
 
 	outcomes
 
-	timer[In, Out] // the per-attempt timeout timer, reused
-	_              [56]byte
+	timer[In, Out]                  // the per-attempt timeout timer, reused
+	next           *worker[In, Out] // under p.mu: the next spare runner off the workers
+	_              [48]byte
 }
 
 // waiter is a submitter waiting for room.
