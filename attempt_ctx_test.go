@@ -3,6 +3,8 @@ package jobq
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -109,4 +111,77 @@ func TestHandlerCtxWatchedDuringItsAttemptIsDoneAtItsEnd(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestChildrenWaitingOnAHandlersCtxEndWithIt: jobs a handler submits with
+// its own ctx, to its pool or another, and leaves waiting end cancelled
+// when the handler returns, without running; the ones it awaits (run in
+// place, taken off the ctx's watch from the middle of its list, one of
+// them after a retry that watches it again) succeed.
+func TestChildrenWaitingOnAHandlersCtxEndWithIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ran := make(chan int, 16)
+		child := func(_ context.Context, n int) (int, error) { ran <- n; return n, nil }
+		release := make(chan struct{})
+		other := New(1, func(ctx context.Context, n int) (int, error) {
+			if n < 0 {
+				<-release // holds other's worker, so its queue waits
+				return 0, nil
+			}
+			return child(ctx, n)
+		})
+		defer other.Close()
+		other.Go(context.Background(), -1)
+		var kids []*Result[int]
+		var p *Pool[int, int]
+		p = New(1, func(ctx context.Context, n int) (int, error) {
+			if n == 7 && Attempt(ctx) == 1 {
+				return 0, errors.New("first attempt of child 7")
+			}
+			if n != 100 {
+				return child(ctx, n)
+			}
+			for i := range 5 {
+				kids = append(kids, p.Submit(ctx, i))
+			}
+			kids = append(kids, other.Submit(ctx, 5), other.Submit(ctx, 6))
+			// Child 7 fails once and waits out a backoff, watched again.
+			kids = append(kids, p.Submit(ctx, 7, Policy{MaxAttempts: 2, Backoff: Constant(time.Millisecond)}))
+			for _, i := range []int{1, 3, 7} {
+				if v, err := kids[i].Await(ctx); v != i || err != nil {
+					return 0, fmt.Errorf("awaited child %d: %d, %v", i, v, err)
+				}
+			}
+			return 0, nil
+		})
+		defer p.Close()
+		if _, err := p.Submit(context.Background(), 100).Await(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the watch ends the waiting children in a goroutine
+		for i, r := range kids {
+			if i == 1 || i == 3 || i == 7 {
+				continue
+			}
+			select {
+			case <-r.Done():
+			default:
+				t.Fatalf("child %d, left waiting on its parent's ctx, not done after the parent returned", i)
+			}
+			if _, err := r.Await(context.Background()); !errors.Is(err, context.Canceled) {
+				t.Errorf("child %d: %v, want context.Canceled", i, err)
+			}
+		}
+		close(release)
+		synctest.Wait()
+		close(ran)
+		var got []int
+		for n := range ran {
+			got = append(got, n)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []int{1, 3, 7}) {
+			t.Errorf("children that ran: %v, want only the awaited 1, 3 and 7", got)
+		}
+	})
 }

@@ -239,8 +239,34 @@ func (p *Pool[In, Out]) backoffEnded(j *Job[In, Out], k int) {
 // backoff. p.mu is held.
 func (j *Job[In, Out]) watch() {
 	sd := j.sideOf()
-	if sd.stopWatch == nil {
-		sd.stopWatch = context.AfterFunc(j.ctx(), j.ctxEnded)
+	if sd.stopWatch != nil || sd.watchedBy != nil {
+		return
+	}
+	if hc, ok := j.ctx().(*attemptCtx[In, Out]); ok {
+		// Submitted with a handler's ctx, as fork–join children are.
+		if hc.adopt(j) {
+			sd.watchedBy = hc
+		} else {
+			go j.ctxEnded()
+		}
+		return
+	}
+	sd.stopWatch = context.AfterFunc(j.ctx(), j.ctxEnded)
+}
+
+// unwatch ends the watch on j's ctx, if any. p.mu is held.
+func (j *Job[In, Out]) unwatch() {
+	sd := j.sd()
+	if sd == nil {
+		return
+	}
+	if sd.stopWatch != nil {
+		sd.stopWatch()
+		sd.stopWatch = nil
+	}
+	if hc := sd.watchedBy; hc != nil {
+		hc.disown(j)
+		sd.watchedBy = nil
 	}
 }
 
@@ -276,16 +302,11 @@ func (p *Pool[In, Out]) cancelJob(j *Job[In, Out], err error, phases ...Phase) b
 	} else {
 		p.mu.Lock()
 		p.waitOut++
-		if sd := j.sd(); sd != nil {
-			if ph == Backoff {
-				delete(p.backoffs, j)
-				sd.timer.Stop()
-			}
-			if sd.stopWatch != nil {
-				sd.stopWatch()
-				sd.stopWatch = nil
-			}
+		if sd := j.sd(); sd != nil && ph == Backoff {
+			delete(p.backoffs, j)
+			sd.timer.Stop()
 		}
+		j.unwatch()
 		p.mu.Unlock()
 	}
 	p.endJob(nil, j, *new(Out), err, Canceled)

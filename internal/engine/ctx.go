@@ -164,6 +164,7 @@ func (c *attemptCtx[In, Out]) code() uint32 {
 // one pointer for both.
 type ext[In, Out any] struct {
 	ctxExt
+	kids *Job[In, Out] // waiting jobs submitted with this ctx, to end when it is done (see adopt); guarded by mu
 	side[In, Out]
 }
 
@@ -172,9 +173,9 @@ type ext[In, Out any] struct {
 type ctxExt struct {
 	deadline int64       // the attempt's own, in Unix ns; 0 when none
 	watching atomic.Bool // the watch on parent is registered, or being
+	closed   bool
 	mu       sync.Mutex
 	done     chan struct{}
-	closed   bool
 	stop     func() bool // unregisters the watch on parent
 	afters   []*func()
 }
@@ -229,6 +230,13 @@ func (c *attemptCtx[In, Out]) closeExt(x *ext[In, Out]) {
 	}
 	stop, afters := x.stop, x.afters
 	x.stop, x.afters = nil, nil
+	var kids []*Job[In, Out]
+	for k := x.kids; k != nil; {
+		sd := k.sd()
+		kids = append(kids, k)
+		k, sd.prevKid, sd.nextKid = sd.nextKid, nil, nil
+	}
+	x.kids = nil
 	x.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -236,6 +244,53 @@ func (c *attemptCtx[In, Out]) closeExt(x *ext[In, Out]) {
 	for _, f := range afters {
 		go (*f)()
 	}
+	if len(kids) > 0 {
+		go func() {
+			for _, k := range kids {
+				k.ctxEnded()
+			}
+		}()
+	}
+}
+
+// adopt registers j, waiting, whose submission ctx c is, to be ended when
+// c is done, as context.AfterFunc would but with no allocation, and
+// reports whether it did: not if c is done already. j's pool's lock is
+// held; j has a side record.
+func (c *attemptCtx[In, Out]) adopt(j *Job[In, Out]) bool {
+	x := c.extend()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return false
+	}
+	sd := j.sd()
+	sd.prevKid, sd.nextKid = nil, x.kids
+	if x.kids != nil {
+		x.kids.sd().prevKid = j
+	}
+	x.kids = j
+	return true
+}
+
+// disown undoes adopt(j), unless c's end has taken j already.
+func (c *attemptCtx[In, Out]) disown(j *Job[In, Out]) {
+	x := c.ext.Load()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	sd := j.sd()
+	switch {
+	case sd.prevKid != nil:
+		sd.prevKid.sd().nextKid = sd.nextKid
+	case x.kids == j:
+		x.kids = sd.nextKid
+	default:
+		return // taken by closeExt
+	}
+	if sd.nextKid != nil {
+		sd.nextKid.sd().prevKid = sd.prevKid
+	}
+	sd.prevKid, sd.nextKid = nil, nil
 }
 
 // end marks the attempt over, once its job's state has moved on from it:

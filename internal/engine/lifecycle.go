@@ -103,8 +103,9 @@ type Job[In, Out any] struct {
 // side is what a job needs beyond the common case: a policy of its own, a
 // retry, an observer. It is made with the job when the job's policy or
 // pool asks for it, else when first needed, in its first attempt's ctx's
-// ext. Only the holder of the job's state touches it, but for timer, cur
-// and stopWatch, which are guarded by the pool's lock, and ran.
+// ext. Only the holder of the job's state touches it, but for timer, cur,
+// stopWatch and watchedBy, which are guarded by the pool's lock, ran, and
+// prevKid and nextKid.
 type side[In, Out any] struct {
 	pol       *Policy              // the job's own policy; nil: the pool's
 	start     time.Time            // the first attempt's start; zero until MaxElapsed needs it
@@ -112,6 +113,9 @@ type side[In, Out any] struct {
 	errs      []error              // earlier attempts' errors
 	timer     *time.Timer          // the backoff timer
 	stopWatch func() bool          // the watch on ctx while queued or in backoff
+	watchedBy *attemptCtx[In, Out] // or the handler ctx that adopted it instead
+	prevKid   *Job[In, Out]        // its neighbours among watchedBy's kids, guarded by watchedBy's lock
+	nextKid   *Job[In, Out]
 	cur       *attemptCtx[In, Out] // the running attempt's ctx, from the second attempt on
 	at        int64                // submission time, in ns since the pool's epoch, when an observer is set
 	ran       atomic.Int64         // ns its attempts ran, when an observer is set; a late attempt adds while an ender reads

@@ -435,10 +435,7 @@ func (p *Pool[In, Out]) claim(j *Job[In, Out], k int, w *worker[In, Out]) bool {
 	} else {
 		p.waitOut++
 	}
-	if sd := j.sd(); sd != nil && sd.stopWatch != nil {
-		sd.stopWatch()
-		sd.stopWatch = nil
-	}
+	j.unwatch()
 	return true
 }
 
