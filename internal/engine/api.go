@@ -247,7 +247,7 @@ func retryAttempt[T any](ctx context.Context, pol *Policy, start time.Time, fn f
 		actx, cancel := context.WithDeadline(ctx, dl)
 		defer cancel()
 		defer func() {
-			if parent.Err() == nil && !time.Now().Before(dl) {
+			if parent.Err() == nil && time.Until(dl) <= 0 {
 				var zero T
 				v, err = zero, context.DeadlineExceeded // past its deadline, whatever it returned
 			}

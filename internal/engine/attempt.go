@@ -115,7 +115,7 @@ func (p *Pool[In, Out]) attemptJob(w *worker[In, Out], j *Job[In, Out], k int) {
 func (p *Pool[In, Out]) afterJob(w *worker[In, Out], j *Job[In, Out], k int, ac *attemptCtx[In, Out], dl time.Time, t0 int64, out Out, err error) {
 	if !dl.IsZero() {
 		w.disarm()
-		if err == nil && !time.Now().Before(dl) {
+		if err == nil && time.Until(dl) <= 0 { // a monotonic read only
 			err = context.DeadlineExceeded // past its deadline, whatever it returned
 		}
 	}
@@ -595,7 +595,7 @@ func (w *worker[In, Out]) stopTimer() {
 func (w *worker[In, Out]) fire() {
 	w.tmu.Lock()
 	j, k, ac := w.timer.j, w.timer.k, w.timer.ac
-	if j == nil || time.Now().Before(w.timer.deadline) {
+	if j == nil || time.Until(w.timer.deadline) > 0 {
 		w.tmu.Unlock() // disarmed, or a late firing of an earlier arming
 		return
 	}
