@@ -112,7 +112,9 @@ func (p *Pool[In, Out]) policy(pol []Policy) (engine.Policy, error) {
 // Cost: one allocation (the Result, which is also the first attempt's
 // handler ctx), with or without a policy of its own; a ctx that can be
 // cancelled adds the watch that ends the job when it does (about three
-// allocations). The README and internal/benchcmp give the measured costs.
+// allocations), except a handler's own ctx, which watches its children
+// without allocating. The README and internal/benchcmp give the measured
+// costs.
 //
 // Called from a handler of the same pool with the handler's ctx, Submit
 // never waits: when the queue is full, the job runs at once in the caller.
