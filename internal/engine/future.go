@@ -134,13 +134,18 @@ func (f *Future[T]) wait() {
 	if f.IsDone() {
 		return
 	}
-	s := f.lock(futWant | futSleep)
+	s := f.lock(futWant)
 	if s&futDone != 0 {
-		f.unlock() // Complete is past its look at futWant: nobody to wake us
+		// Completed meanwhile. Its done may still take the lock to look
+		// for sleepers: none must be marked that did not count.
+		f.unlock()
 		return
 	}
 	if s&futSleep == 0 {
-		f.sleep.Add(1) // the first sleeper; Complete, which will see futSleep, releases all
+		// The first sleeper; Complete, which will see futWant, then
+		// futSleep under the lock, releases all.
+		f.sleep.Add(1)
+		f.bits.Or(futSleep)
 	}
 	f.unlock()
 	f.sleep.Wait()

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
@@ -72,5 +74,51 @@ func TestFutureWakesEverySleeper(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestFutureRacingWaiterAndCompletion races a goroutine that waits on a
+// Future against its completion, each spinning until both are released at
+// once, with a Done channel asked for first so that the completion takes
+// the lock to wake what waits: a waiter that finds it completed just then
+// must neither sleep for ever nor leave a mark that makes the completion
+// release a sleeper that never counted (which panics with a negative
+// WaitGroup counter).
+func TestFutureRacingWaiterAndCompletion(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two Ps to race")
+	}
+	n := 5000
+	if testing.Short() {
+		n = 1000
+	}
+	var go1, go2 atomic.Int64 // round released, round ready
+	got := make(chan int, 1)
+	var f *Future[int]
+	go func() {
+		for i := 1; i <= n; i++ {
+			go2.Store(int64(i))
+			for go1.Load() != int64(i) {
+			}
+			v, _ := f.Outcome()
+			got <- v
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		f = new(Future[int])
+		f.Init(nil)
+		ch := f.Done()
+		for go2.Load() != int64(i) {
+		}
+		go1.Store(int64(i))
+		if i%2 == 0 {
+			f.Settle(i, nil)
+		} else {
+			f.Complete(i, nil)
+		}
+		<-ch
+		if v := <-got; v != i {
+			t.Fatalf("round %d: waiter got %d", i, v)
+		}
 	}
 }
