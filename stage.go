@@ -392,6 +392,12 @@ type mapper[In, Out any] struct {
 	pols    []Policy // ItemPolicy's, for a Stage's Submit
 	help    bool     // ctx is a handler's and items have Results: help them
 
+	// quit: the consumer is done, and the feeder must pull no more. Read
+	// by the feeder for every item and written once: it sits with the
+	// fields that are read only, off released's line, which the consumer
+	// writes for every item.
+	quit atomic.Bool
+
 	// A Pool stage takes items without a Result each, through stream,
 	// whose Close cancels them all.
 	stream *engine.Stream[In, Out]
@@ -407,6 +413,7 @@ type mapper[In, Out any] struct {
 	// The feeder's.
 	in        iter.Seq[In]
 	next      int   // input index of the next item, and items pulled
+	cell      int32 // next % window, kept without dividing
 	grown     int32 // slots made
 	submitted int   // items given a completion hook (Results only)
 	fseen     int64 // released, as last read
@@ -422,6 +429,7 @@ type mapper[In, Out any] struct {
 	head    int     // ordered: the slot of the oldest item not yielded
 	seen    int32   // ordered: ids below it have been made
 	emitted int     // items yielded (or dropped once the stream is over)
+	rcell   int32   // unordered: released % window, kept without dividing
 	noticed int     // notices taken
 	pending []*Result[Out]
 	over    bool // the consumer stopped or ctx ended
@@ -453,8 +461,7 @@ type mapper[In, Out any] struct {
 	// consumer before it counts the release and read by the feeder
 	// after: the r-th release's id is in slot r%window.
 	released atomic.Int64
-	quit     atomic.Bool // the consumer is done: the feeder must pull no more
-	fsleep   parking     // the feeder's; its channel is made when the feeder starts
+	fsleep   parking // the feeder's; its channel is made when the feeder starts
 }
 
 // mapSlot holds one item in flight.
@@ -553,6 +560,9 @@ func (m *mapper[In, Out]) push(v In) bool {
 	sl := m.slot(id)
 	sl.index = m.next
 	m.next++
+	if m.cell++; m.cell == int32(m.window) {
+		m.cell = 0
+	}
 	if m.stream != nil {
 		if err := m.stream.Submit(v, id); err != nil {
 			m.Done(id, sl.out, err)
@@ -583,7 +593,7 @@ func (m *mapper[In, Out]) acquire() int32 {
 	if m.grown < int32(m.window) {
 		return m.grow()
 	}
-	p := int32(m.next % m.window)
+	p := m.cell
 	if m.ordered {
 		return p
 	}
@@ -812,7 +822,9 @@ func (m *mapper[In, Out]) received() bool {
 	// id order, and a notice for id comes after its slot was made.
 	for m.head < int(m.seen) && m.slot(int32(m.head)).ready {
 		h := m.head
-		m.head = (h + 1) % m.window
+		if m.head++; m.head == m.window {
+			m.head = 0
+		}
 		if !m.emit(int32(h)) {
 			return false
 		}
@@ -841,13 +853,15 @@ func (m *mapper[In, Out]) emit(id int32) bool {
 		m.over = true
 		return false
 	}
-	r := m.released.Load() // the consumer's own counter
 	if !m.ordered {
-		// The cell exists: r < next, and slots are made one per item
-		// until there are window of them.
-		m.slot(int32(r % int64(m.window))).freed = id
+		// The cell exists: released < next, and slots are made one per
+		// item until there are window of them.
+		m.slot(m.rcell).freed = id
+		if m.rcell++; m.rcell == int32(m.window) {
+			m.rcell = 0
+		}
 	}
-	m.released.Store(r + 1)
+	m.released.Store(m.released.Load() + 1) // the consumer's own counter
 	m.fsleep.wake()
 	return true
 }
