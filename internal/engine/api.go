@@ -78,7 +78,7 @@ func (p *Pool[In, Out]) submit(j *Job[In, Out], wait, inPlace bool) (*Job[In, Ou
 		p.rejected.Add(1)
 		j.move(0, Queued, 0, Done)
 		var zero Out
-		j.Settle(zero, err)
+		j.Complete(zero, err)
 	}
 	return j, err
 }

@@ -458,7 +458,7 @@ func (p *Pool[In, Out]) endJob(w *worker[In, Out], j *Job[In, Out], out Out, err
 		sd := j.sd()
 		p.observe(f, oc, err, j.Attempts(), sd.at, sd.ran.Load())
 	}
-	j.Settle(out, err)
+	j.Complete(out, err)
 	p.countEnd(w)
 }
 

@@ -27,47 +27,45 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // Future is a value that completes once. The public jobq.Result is a
 // Future.
 //
-// Invariants: futClaimed turns on exactly once, by Complete's winner,
-// which then writes val and err and turns futDone on; readers trust val
-// and err only once they see futDone. ch, hook and the futSleep bit are
-// guarded by the futLocked bit, a spin lock held for a few instructions:
-// Done, OnDone and a waiter that must sleep take it to publish them, and
-// Complete only once futWant says one has. sleep counts one for all the
-// goroutines asleep in wait (futSleep); nothing touches it otherwise, so
-// a Future nobody waits on costs two atomic operations in all.
+// Invariants: futDone turns on exactly once, by Complete's winner, which
+// then writes val and err and releases wait; readers trust val and err
+// only after wait. ch and hook are guarded by the futLocked bit, a spin
+// lock held for a few instructions: Done and OnDone take it to publish
+// them, and Complete only once futWant says one is.
 //
 // A Future takes 72 bytes and its value's, so that a job record with it
 // fits 128 (TestJobRecordLayout): hence the lock bit, where a Mutex would
 // take 8 bytes more, and Word.
 type Future[T any] struct {
-	bits atomic.Uint32 // futClaimed | futDone | futWant | futLocked | futSleep
+	bits atomic.Uint32 // futDone | futWant | futLocked
 	// Word is the work's own: a Job keeps its lifecycle state here.
-	Word  atomic.Uint32
-	val   T
-	err   error
-	sleep sync.WaitGroup // one while goroutines sleep in wait
-	ctl   Control        // nil for a Future that failed at submission
-	ch    chan struct{}  // closed on completion; made on demand
-	hook  func()         // runs once, on completion
+	Word atomic.Uint32
+	val  T
+	err  error
+	wait sync.WaitGroup // released once val and err are written
+	ctl  Control        // nil for a Future that failed at submission
+	ch   chan struct{}  // closed on completion; made on demand
+	hook func()         // runs once, on completion
 }
 
 // Future state bits.
 const (
-	futClaimed = 1 << iota // a Complete has won
-	futDone                // and has written val and err
-	futWant                // ch, hook or futSleep is set: Complete must lock to see them
-	futLocked              // ch, hook and futSleep are being read or written
-	futSleep               // goroutines sleep on sleep
+	futDone   = 1 << iota // a Complete has won
+	futWant               // ch or hook is set: Complete must lock to see them
+	futLocked             // ch and hook are being read or written
 )
 
 // Init readies f, not yet completed, for completion by ctl's work.
-func (f *Future[T]) Init(ctl Control) { f.ctl = ctl }
+func (f *Future[T]) Init(ctl Control) {
+	f.ctl = ctl
+	f.wait.Add(1)
+}
 
 // FailedFuture returns a completed Future holding err.
 func FailedFuture[T any](err error) *Future[T] {
 	f := new(Future[T])
 	f.err = err
-	f.bits.Store(futClaimed | futDone)
+	f.bits.Store(futDone)
 	return f
 }
 
@@ -95,33 +93,17 @@ func (f *Future[T]) unlock() { f.bits.And(^uint32(futLocked)) }
 // Complete completes f with (v, err) and reports whether it won: only the
 // first Complete of an Init-ed Future does.
 func (f *Future[T]) Complete(v T, err error) bool {
-	if f.bits.Or(futClaimed)&futClaimed != 0 {
+	s := f.bits.Or(futDone)
+	if s&futDone != 0 {
 		return false
 	}
 	f.val, f.err = v, err
-	f.done(f.bits.Or(futDone))
-	return true
-}
-
-// Settle is Complete for a caller that alone completes f, as a job's end
-// does once it has moved the job to Done: one atomic operation fewer.
-func (f *Future[T]) Settle(v T, err error) {
-	f.val, f.err = v, err
-	f.done(f.bits.Or(futClaimed | futDone))
-}
-
-// done wakes what waits on f, just completed with s the state before.
-func (f *Future[T]) done(s uint32) {
-	if s&futWant != 0 {
-		// Done, OnDone or a sleeper came first: ch, hook or futSleep is,
-		// or is being, set.
-		s := f.lock(0)
+	f.wait.Done()
+	if s&futWant != 0 { // Done or OnDone came first: ch or hook is, or is being, set
+		f.lock(0)
 		ch, hook := f.ch, f.hook
 		f.ch, f.hook = closedChan, nil
 		f.unlock()
-		if s&futSleep != 0 {
-			f.sleep.Done()
-		}
 		if ch != nil {
 			close(ch)
 		}
@@ -129,40 +111,21 @@ func (f *Future[T]) done(s uint32) {
 			hook()
 		}
 	}
+	return true
 }
 
-// IsDone reports whether f has completed: its outcome is written.
+// IsDone reports whether a Complete has won; the outcome may be a moment
+// from readable (Await waits for it).
 func (f *Future[T]) IsDone() bool { return f.bits.Load()&futDone != 0 }
 
-// wait returns once f has completed, sleeping if it must.
-func (f *Future[T]) wait() {
-	if f.IsDone() {
-		return
-	}
-	s := f.lock(futWant)
-	if s&futDone != 0 {
-		// Completed meanwhile. Its done may still take the lock to look
-		// for sleepers: none must be marked that did not count.
-		f.unlock()
-		return
-	}
-	if s&futSleep == 0 {
-		// The first sleeper; Complete, which will see futWant, then
-		// futSleep under the lock, releases all.
-		f.sleep.Add(1)
-		f.bits.Or(futSleep)
-	}
-	f.unlock()
-	f.sleep.Wait()
-}
-
-// Done returns a channel closed once f has completed.
+// Done returns a channel closed once f has completed. Its outcome may be a
+// moment from written then: read it with Outcome or Await, which wait.
 func (f *Future[T]) Done() <-chan struct{} {
 	if f.IsDone() {
 		return closedChan
 	}
 	if f.lock(futWant)&futDone != 0 {
-		// Complete finished before it could see futWant: it leaves ch alone.
+		// Complete won before it could see futWant: it leaves ch alone.
 		f.unlock()
 		return closedChan
 	}
@@ -191,14 +154,14 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 				}
 			}
 		}
-		f.wait()
 	}
+	f.wait.Wait()
 	return f.val, f.err
 }
 
-// Outcome returns the outcome of f once it has completed.
+// Outcome returns the outcome of a completed f.
 func (f *Future[T]) Outcome() (T, error) {
-	f.wait()
+	f.wait.Wait()
 	return f.val, f.err
 }
 
@@ -217,6 +180,7 @@ func (f *Future[T]) OnDone(fn func()) bool {
 		return true
 	}
 	f.unlock()
+	f.wait.Wait()
 	fn()
 	return true
 }

@@ -10,71 +10,59 @@ import (
 )
 
 // TestFutureWakesEverySleeper checks that goroutines asleep waiting on a
-// Future, through Await without a deadline, Outcome and OnDone, all
-// return once it completes, each with its outcome, by Complete and by
-// Settle.
+// Future, through Await without a deadline, Outcome, Done and OnDone, all
+// return once it completes, each with its outcome, and that only the
+// first Complete wins.
 func TestFutureWakesEverySleeper(t *testing.T) {
 	errBoom := errors.New("boom")
-	for _, tc := range []struct {
-		name     string
-		complete func(*Future[int])
-	}{
-		{"Complete", func(f *Future[int]) {
-			if !f.Complete(7, errBoom) {
-				t.Error("the first Complete lost")
+	synctest.Test(t, func(t *testing.T) {
+		f := new(Future[int])
+		f.Init(nil)
+		const n = 4
+		got := make(chan string, 3*n+1)
+		check := func(how string, v int, err error) {
+			if v != 7 || err != errBoom {
+				got <- how + ": wrong outcome"
+				return
 			}
-			if f.Complete(8, nil) {
-				t.Error("a second Complete won")
+			got <- how
+		}
+		for range n {
+			go func() { v, err := f.Await(context.Background()); check("Await", v, err) }()
+			go func() { v, err := f.Outcome(); check("Outcome", v, err) }()
+			go func() { <-f.Done(); v, err := f.Outcome(); check("Done", v, err) }()
+		}
+		if !f.OnDone(func() { got <- "OnDone" }) {
+			t.Fatal("OnDone refused the first hook")
+		}
+		synctest.Wait() // every waiter is asleep
+		if f.IsDone() {
+			t.Fatal("IsDone before completion")
+		}
+		if !f.Complete(7, errBoom) {
+			t.Fatal("the first Complete lost")
+		}
+		if f.Complete(8, nil) {
+			t.Error("a second Complete won")
+		}
+		if !f.IsDone() {
+			t.Fatal("not IsDone after completion")
+		}
+		counts := map[string]int{}
+		for range 3*n + 1 {
+			counts[<-got]++
+		}
+		want := map[string]int{"Await": n, "Outcome": n, "Done": n, "OnDone": 1}
+		for k, v := range want {
+			if counts[k] != v {
+				t.Errorf("%s returned %d times, want %d (all: %v)", k, counts[k], v, counts)
 			}
-		}},
-		{"Settle", func(f *Future[int]) { f.Settle(7, errBoom) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				f := new(Future[int])
-				f.Init(nil)
-				const n = 4
-				got := make(chan string, 3*n+1)
-				check := func(how string, v int, err error) {
-					if v != 7 || err != errBoom {
-						got <- how + ": wrong outcome"
-						return
-					}
-					got <- how
-				}
-				for range n {
-					go func() { v, err := f.Await(context.Background()); check("Await", v, err) }()
-					go func() { v, err := f.Outcome(); check("Outcome", v, err) }()
-					go func() { <-f.Done(); v, err := f.Outcome(); check("Done", v, err) }()
-				}
-				if !f.OnDone(func() { got <- "OnDone" }) {
-					t.Fatal("OnDone refused the first hook")
-				}
-				synctest.Wait() // every waiter is asleep
-				if f.IsDone() {
-					t.Fatal("IsDone before completion")
-				}
-				tc.complete(f)
-				if !f.IsDone() {
-					t.Fatal("not IsDone after completion")
-				}
-				counts := map[string]int{}
-				for range 3*n + 1 {
-					counts[<-got]++
-				}
-				want := map[string]int{"Await": n, "Outcome": n, "Done": n, "OnDone": 1}
-				for k, v := range want {
-					if counts[k] != v {
-						t.Errorf("%s returned %d times, want %d (all: %v)", k, counts[k], v, counts)
-					}
-				}
-				// A late waiter returns at once.
-				if v, err := f.Outcome(); v != 7 || err != errBoom {
-					t.Errorf("Outcome after completion = %d, %v", v, err)
-				}
-			})
-		})
-	}
+		}
+		// A late waiter returns at once.
+		if v, err := f.Outcome(); v != 7 || err != errBoom {
+			t.Errorf("Outcome after completion = %d, %v", v, err)
+		}
+	})
 }
 
 // TestFutureRacingWaiterAndCompletion races a goroutine that waits on a
@@ -111,11 +99,7 @@ func TestFutureRacingWaiterAndCompletion(t *testing.T) {
 		for go2.Load() != int64(i) {
 		}
 		go1.Store(int64(i))
-		if i%2 == 0 {
-			f.Settle(i, nil)
-		} else {
-			f.Complete(i, nil)
-		}
+		f.Complete(i, nil)
 		<-ch
 		if v := <-got; v != i {
 			t.Fatalf("round %d: waiter got %d", i, v)
