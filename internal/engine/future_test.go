@@ -66,12 +66,11 @@ func TestFutureWakesEverySleeper(t *testing.T) {
 }
 
 // TestFutureRacingWaiterAndCompletion races a goroutine that waits on a
-// Future against its completion, each spinning until both are released at
-// once, with a Done channel asked for first so that the completion takes
-// the lock to wake what waits: a waiter that finds it completed just then
-// must neither sleep for ever nor leave a mark that makes the completion
-// release a sleeper that never counted (which panics with a negative
-// WaitGroup counter).
+// Future against its completion, both released at once from a spin
+// barrier, with a Done channel asked for first so that the completion
+// takes the bit lock to close it: the waiter must return with the
+// outcome, never sleep for ever, and the completion must not upset the
+// Future's WaitGroup (a lazily armed one once went negative here).
 func TestFutureRacingWaiterAndCompletion(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("needs two Ps to race")
@@ -80,13 +79,13 @@ func TestFutureRacingWaiterAndCompletion(t *testing.T) {
 	if testing.Short() {
 		n = 1000
 	}
-	var go1, go2 atomic.Int64 // round released, round ready
+	var released, ready atomic.Int64 // the round let go, the round the waiter waits for
 	got := make(chan int, 1)
 	var f *Future[int]
 	go func() {
 		for i := 1; i <= n; i++ {
-			go2.Store(int64(i))
-			for go1.Load() != int64(i) {
+			ready.Store(int64(i))
+			for released.Load() != int64(i) {
 			}
 			v, _ := f.Outcome()
 			got <- v
@@ -96,9 +95,9 @@ func TestFutureRacingWaiterAndCompletion(t *testing.T) {
 		f = new(Future[int])
 		f.Init(nil)
 		ch := f.Done()
-		for go2.Load() != int64(i) {
+		for ready.Load() != int64(i) {
 		}
-		go1.Store(int64(i))
+		released.Store(int64(i))
 		f.Complete(i, nil)
 		<-ch
 		if v := <-got; v != i {

@@ -91,7 +91,8 @@ const (
 // Lock order: Pool.mu, then a worker's tmu; a job's ctx's lock (taken by
 // context.AfterFunc and its stop) after Pool.mu; an attemptCtx's ext.mu
 // after any of them (adopt and disown take it under Pool.mu; closeExt
-// takes no other lock while holding it). Nothing takes Pool.mu while holding another.
+// takes no other lock while holding it). Nothing takes Pool.mu while
+// holding another.
 //
 // Invariants, under mu: accepted counts the jobs ever queued, handed or
 // run in place; ended counts those whose end is complete (counted,
