@@ -55,7 +55,10 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // A chained submission costs first's and next's Submit plus two
 // allocations: the chain's Result and its completion hook; a fork–join
 // chain adds a goroutine, and one more when the handler awaits it before
-// first's job completes.
+// first's job completes. Map over a chain whose stages are all Pools (or
+// chains of them) makes no Result at all: each item goes from pool to pool
+// as Map hands items to one Pool, from first's worker to next's queue in
+// the same way, and allocates nothing (see Map).
 //
 // Then panics if first or next is nil.
 func Then[A, B, C any](first Stage[A, B], next Stage[B, C]) Stage[A, C] {
@@ -322,8 +325,12 @@ func ItemPolicy(p Policy) MapOption {
 // Cost: over a *Pool, Map hands items to the pool without a Result and
 // allocates nothing per item (two, a job record and its completion hook,
 // when the pool's policy has a Timeout or MaxElapsed, so that an item ends
-// at its deadline as a Submit does, even if its handler ignores ctx); over
-// another Stage, each item costs that stage's Submit. Each iteration
+// at its deadline as a Submit does, even if its handler ignores ctx). Over
+// a Then chain whose stages are all Pools, or chains of them, it does the
+// same at every pool: a worker of one hands the item's output straight to
+// the next pool's queue, waiting for room as Then does, and an error at
+// any stage is the item's outcome. Over any other Stage, each item costs
+// that stage's Submit. Each iteration
 // starts the feeder and allocates about 12 small objects, plus slots for
 // the items in flight as they come: a Map over a few items costs the same
 // whatever its window. The README gives the measured cost of a 3-stage
@@ -398,15 +405,15 @@ type mapper[In, Out any] struct {
 	// writes for every item.
 	quit atomic.Bool
 
-	// A Pool stage takes items without a Result each, through stream,
-	// whose Close cancels them all.
-	stream *engine.Stream[In, Out]
+	// A Pool stage, or a Then chain of them, takes items without a
+	// Result each, through stream, whose Close cancels them all.
+	stream itemStream[In]
 
 	// chunks hold the slots, made as items come: chunk k has ids
 	// slotBase*(2^k-1) up to slotBase*(2^(k+1)-1). They never move, as
 	// hooks write into them.
 	chunks [32][]mapSlot[Out]
-	_      [16]byte               // first starts on a cache line, after the 8-byte malloc header (TestMapperLayout)
+	_      [8]byte                // first starts on a cache line, after the 8-byte malloc header (TestMapperLayout)
 	first  [slotBase]mapSlot[Out] // chunk 0, made with the mapper
 	_      [64]byte               // workers write first: keep it off the feeder's fields
 
@@ -489,16 +496,10 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	m.chunks[0] = m.first[:min(slotBase, c.window)]
 	m.batch = m.batch0[:0]
 	owner := engine.Owner(ctx)
-	if p, ok := s.(*Pool[In, Out]); ok && owner != any(p.e) {
-		// Not from a handler of p itself, where waiting for room could
-		// deadlock: that case keeps Submit's fork–join handling.
-		var pol *engine.Policy
-		if c.pol != nil {
-			ep := c.pol.merge(p.def)
-			rp := ep.resolved()
-			pol = &rp
-		}
-		m.stream = p.e.NewStream(ctx, m, pol)
+	if st := streamerOf(s); st != nil && st.streams(owner) {
+		// Not from a handler of a pool of s, where waiting for room
+		// could deadlock: that case keeps Submit's fork–join handling.
+		m.stream = st.openStream(ctx, m, c.pol)
 	} else {
 		if c.pol != nil {
 			m.pols = []Policy{*c.pol}
@@ -508,6 +509,99 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 		m.help = owner != nil
 	}
 	return m
+}
+
+// streamer is a Stage that takes a Map's items by value, without a Result
+// each: a Pool, or a Then chain of them.
+type streamer[In, Out any] interface {
+	// self returns the streamer itself: a type that embeds a Pool has
+	// its methods, but not its identity, and its Submit must run.
+	self() any
+	// streams reports whether the stage takes the items of a Map whose
+	// ctx is a handler ctx of owner (nil: none) by value: not when
+	// owner is one of its pools, where a feeder waiting for room could
+	// wait on itself.
+	streams(owner any) bool
+	// openStream opens a stream of items submitted with ctx under pol
+	// (nil: each pool's default) whose outcomes go to sink.
+	openStream(ctx context.Context, sink engine.Sink[Out], pol *Policy) itemStream[In]
+}
+
+// itemStream is a stream of a Map's items into a stage.
+type itemStream[In any] interface {
+	// Submit hands in, the item of slot, to the stage, waiting for
+	// room; its outcome goes to the stream's sink, unless Submit fails.
+	Submit(in In, slot int32) error
+	// Close cancels the items in flight; their outcomes still go to
+	// the sink.
+	Close()
+}
+
+// streamerOf returns s as a streamer, or nil if it is none.
+func streamerOf[In, Out any](s Stage[In, Out]) streamer[In, Out] {
+	if st, ok := s.(streamer[In, Out]); ok && st.self() == any(s) {
+		return st
+	}
+	return nil
+}
+
+func (p *Pool[In, Out]) self() any { return p }
+
+func (p *Pool[In, Out]) streams(owner any) bool { return owner != any(p.e) }
+
+func (p *Pool[In, Out]) openStream(ctx context.Context, sink engine.Sink[Out], pol *Policy) itemStream[In] {
+	var ep *engine.Policy
+	if pol != nil {
+		mp := pol.merge(p.def)
+		rp := mp.resolved()
+		ep = &rp
+	}
+	return p.e.NewStream(ctx, sink, ep)
+}
+
+// A chain of streamers is a streamer: first's outcomes go to next's
+// stream from the goroutine that ends them, as Then's Results do.
+func (t *then[A, B, C]) self() any { return t }
+
+func (t *then[A, B, C]) streams(owner any) bool {
+	f, n := streamerOf(t.first), streamerOf(t.next)
+	return f != nil && n != nil && f.streams(owner) && n.streams(owner)
+}
+
+func (t *then[A, B, C]) openStream(ctx context.Context, sink engine.Sink[C], pol *Policy) itemStream[A] {
+	next := streamerOf(t.next).openStream(ctx, sink, pol)
+	first := streamerOf(t.first).openStream(ctx, forward[B, C]{next, sink}, pol)
+	return chainStream[A, B]{first, next}
+}
+
+// forward is the sink of a chain's first stage: it hands each output on
+// to the next stage's stream, and an error to the chain's sink.
+type forward[B, C any] struct {
+	next itemStream[B]
+	sink engine.Sink[C]
+}
+
+func (f forward[B, C]) Done(slot int32, out B, err error) {
+	if err == nil {
+		err = f.next.Submit(out, slot)
+	}
+	if err != nil {
+		var zero C
+		f.sink.Done(slot, zero, err)
+	}
+}
+
+// chainStream is the stream of a Then chain: into first, out of next.
+type chainStream[A, B any] struct {
+	first itemStream[A]
+	next  itemStream[B]
+}
+
+func (c chainStream[A, B]) Submit(in A, slot int32) error { return c.first.Submit(in, slot) }
+
+func (c chainStream[A, B]) Close() {
+	c.first.Close()
+	c.next.Close()
 }
 
 // slotBase is the size of the first chunk of slots.

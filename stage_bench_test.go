@@ -48,14 +48,18 @@ const pipelineBuffer = 1024
 // BenchmarkPipeline3 streams b.N ints through three trivial stages of
 // GOMAXPROCS workers each: hand-written goroutine-and-channel stages (the
 // floor); the same channel stages with Map's structure, a feeder per stage
-// and a window (channels-map); and three Pools chained with Map and
-// Values, unordered and Ordered.
+// and a window (channels-map); three Pools chained with Map and Values,
+// unordered and Ordered; and one Map over the three Pools chained with Then
+// (jobq-then), where each item goes from pool to pool without passing
+// through a consumer between them.
 // ns/op and allocs/op are per item.
 func BenchmarkPipeline3(b *testing.B) {
 	b.Run("channels", benchPipelineChannels)
 	b.Run("channels-map", benchPipelineChannelsMap)
 	b.Run("jobq", func(b *testing.B) { benchPipelineMap(b) })
 	b.Run("jobq-ordered", func(b *testing.B) { benchPipelineMap(b, Ordered()) })
+	b.Run("jobq-then", func(b *testing.B) { benchPipelineThen(b) })
+	b.Run("jobq-then-ordered", func(b *testing.B) { benchPipelineThen(b, Ordered()) })
 }
 
 func benchPipelineChannels(b *testing.B) {
@@ -160,16 +164,23 @@ func channelMap(in iter.Seq[int], workers int, f func(int) int) iter.Seq[int] {
 	}
 }
 
-func benchPipelineMap(b *testing.B, opts ...MapOption) {
-	b.ReportAllocs()
+// pipelinePools returns a Pool of GOMAXPROCS workers for each of the
+// pipeline's stages, closed when b ends.
+func pipelinePools(b *testing.B) [len(pipelineStages)]*Pool[int, int] {
 	workers := runtime.GOMAXPROCS(0)
 	var pools [len(pipelineStages)]*Pool[int, int]
 	for k, f := range pipelineStages {
 		pools[k] = New(workers, func(_ context.Context, x int) (int, error) {
 			return f(x), nil
 		}, WithQueueSize(pipelineBuffer))
-		defer pools[k].Close()
+		b.Cleanup(func() { _ = pools[k].Close() })
 	}
+	return pools
+}
+
+func benchPipelineMap(b *testing.B, opts ...MapOption) {
+	b.ReportAllocs()
+	pools := pipelinePools(b)
 	ctx := context.Background()
 	var first error
 	stop := func(err error) bool { first = err; return false }
@@ -189,6 +200,22 @@ func benchPipelineMap(b *testing.B, opts ...MapOption) {
 	b.StopTimer()
 	if first != nil {
 		b.Fatal(first)
+	}
+	checkPipelineSum(b, got, n)
+}
+
+func benchPipelineThen(b *testing.B, opts ...MapOption) {
+	b.ReportAllocs()
+	pools := pipelinePools(b)
+	s := Then(Then[int, int, int](pools[0], pools[1]), pools[2])
+	n := b.N
+	b.ResetTimer()
+	got := 0
+	for v, err := range Map(context.Background(), s, pipelineSource(n), opts...) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += v
 	}
 	checkPipelineSum(b, got, n)
 }
