@@ -84,6 +84,7 @@ func BenchmarkPipeline3(b *testing.B) {
 	b.Run("channels", benchPipelineChannels)
 	b.Run("jobq-Map", func(b *testing.B) { benchPipelineMap(b) })
 	b.Run("jobq-Map-ordered", func(b *testing.B) { benchPipelineMap(b, jobq.Ordered()) })
+	b.Run("jobq-Then", func(b *testing.B) { benchPipelineThen(b) })
 }
 
 // BenchmarkSubmitters8 is BenchmarkFireAndForget with submitters goroutines
@@ -526,15 +527,50 @@ func channelStage(in <-chan int, workers int, f func(int) int) <-chan int {
 	return out
 }
 
-func benchPipelineMap(b *testing.B, opts ...jobq.MapOption) {
-	b.ReportAllocs()
+// pipelinePools returns a pool of GOMAXPROCS workers for each stage of
+// the pipeline, closed when b ends.
+func pipelinePools(b *testing.B) [len(pipelineStages)]*jobq.Pool[int, int] {
 	workers := runtime.GOMAXPROCS(0)
 	var pools [len(pipelineStages)]*jobq.Pool[int, int]
 	for k, f := range pipelineStages {
 		pools[k] = jobq.New(workers, func(_ context.Context, x int) (int, error) {
 			return f(x), nil
 		}, jobq.WithQueueSize(queueSize))
+		b.Cleanup(func() { _ = pools[k].Close() })
 	}
+	return pools
+}
+
+// benchPipelineThen is one Map over the three pools chained with Then:
+// each item goes from pool to pool without a consumer between them.
+func benchPipelineThen(b *testing.B) {
+	b.ReportAllocs()
+	pools := pipelinePools(b)
+	s := jobq.Then(jobq.Then[int, int, int](pools[0], pools[1]), pools[2])
+	n := b.N
+	b.ResetTimer()
+	got := 0
+	for v, err := range jobq.Map(context.Background(), s, func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += v
+	}
+	b.StopTimer()
+	if want := pipelineSum(n); got != want {
+		b.Fatalf("sum of outputs = %d, want %d", got, want)
+	}
+}
+
+func benchPipelineMap(b *testing.B, opts ...jobq.MapOption) {
+	b.ReportAllocs()
+	pools := pipelinePools(b)
 	ctx := context.Background()
 	n := b.N
 	b.ResetTimer()
