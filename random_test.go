@@ -565,7 +565,12 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 	if then {
 		stage = Then[rItem, rItem, rItem](r.A, r.B)
 	}
-	overPool := !then && !isOwnHandler(ctx, p)
+	// Over a Pool, or a Then chain of Pools, Map hands items over by
+	// value, as fire-and-forget jobs, unless ctx is a handler's of one.
+	overPool := !isOwnHandler(ctx, p)
+	if then {
+		overPool = !isOwnHandler(ctx, r.A) && !isOwnHandler(ctx, r.B)
+	}
 	batch, maxWait, pause := 0, time.Duration(0), false
 	if depth == 0 && rng.IntN(3) == 0 {
 		batch = 1 + rng.IntN(4)
@@ -591,8 +596,8 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 			ids = append(ids, it.id)
 			idsMu.Unlock()
 			if then {
-				r.register(piA, it.id, nil, false)
-				r.register(piB, it.id, nil, false)
+				r.register(piA, it.id, nil, overPool)
+				r.register(piB, it.id, nil, overPool)
 				r.mu.Lock()
 				r.calls[piB]-- // B's submission is not ours to count
 				r.mu.Unlock()
