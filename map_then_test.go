@@ -141,6 +141,7 @@ func TestMapThenAllocatesNothingPerItem(t *testing.T) {
 	}{
 		{"Then(p1, p2)", Then[int, int, int](p1, p2)},
 		{"Then(Then(p1, p2), p3)", Then(Then[int, int, int](p1, p2), Stage[int, int](p3))},
+		{"Then(p1, Then(p2, p3))", Then(Stage[int, int](p1), Then[int, int, int](p2, p3))},
 	} {
 		for _, mode := range mapModes {
 			allocs := func(n int) float64 {
@@ -1144,5 +1145,94 @@ func TestMapThenCallsTheSubmitOfAStageThatEmbedsAPool(t *testing.T) {
 		if diff := cmp.Diff(tc.want, got); diff != "" || w.calls.Load() != 3 {
 			t.Errorf("%s: the wrapper's Submit ran %d times, want 3; outputs (-want +got):\n%s", tc.name, w.calls.Load(), diff)
 		}
+	}
+}
+
+// TestMapThenStreamsEveryChainOfPools: Map takes the by-value path over a
+// Pool and over every nesting of Then chains of Pools, but not from a
+// handler of any pool of the chain (fork–join), nor when a stage is no
+// Pool; the behaviour tests above pass either way, so this pins the path.
+func TestMapThenStreamsEveryChainOfPools(t *testing.T) {
+	p1, p2, p3 := New(1, double), New(1, double), New(1, double)
+	other := New(1, double)
+	for _, p := range []*Pool[int, int]{p1, p2, p3, other} {
+		defer p.Close()
+	}
+	promise := &funcStage{f: func(x int) (int, error) { return x, nil }}
+	for _, tc := range []struct {
+		name   string
+		s      Stage[int, int]
+		pools  []*Pool[int, int] // the chain's pools: from their handlers, no streaming
+		stream bool
+	}{
+		{"p1", p1, []*Pool[int, int]{p1}, true},
+		{"Then(p1, p2)", Then[int, int, int](p1, p2), []*Pool[int, int]{p1, p2}, true},
+		{"Then(Then(p1, p2), p3)", Then(Then[int, int, int](p1, p2), Stage[int, int](p3)), []*Pool[int, int]{p1, p2, p3}, true},
+		{"Then(p1, Then(p2, p3))", Then(Stage[int, int](p1), Then[int, int, int](p2, p3)), []*Pool[int, int]{p1, p2, p3}, true},
+		{"Then(p1, promise)", Then[int, int, int](p1, promise), nil, false},
+		{"Then(promise, Then(p1, p2))", Then(Stage[int, int](promise), Then[int, int, int](p1, p2)), nil, false},
+		{"wrapped p1", &wrappedPool{Pool: p1}, nil, false},
+	} {
+		st := streamerOf(tc.s)
+		if got := st != nil && st.canStream(nil); got != tc.stream {
+			t.Errorf("%s: streams from a plain ctx: %v, want %v", tc.name, got, tc.stream)
+		}
+		if !tc.stream {
+			continue
+		}
+		if !st.canStream(other.e) {
+			t.Errorf("%s: does not stream from a handler of a pool outside it", tc.name)
+		}
+		for i, p := range tc.pools {
+			if st.canStream(p.e) {
+				t.Errorf("%s: streams from a handler of its pool %d", tc.name, i+1)
+			}
+		}
+	}
+}
+
+// TestMapThenHandsNothingOnAfterABreak: a first-stage handler that ignores
+// its ctx and succeeds after the Map has broken off does not hand its
+// output to the next pool, which sees no submission, no end and no
+// observer call for it.
+func TestMapThenHandsNothingOnAfterABreak(t *testing.T) {
+	checkNoLeak(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	p1 := New(1, func(_ context.Context, x int) (int, error) {
+		if x == 1 {
+			started <- struct{}{}
+			<-release // ignores its ctx
+		}
+		return x, nil
+	})
+	defer p1.Close()
+	var ends atomic.Int64
+	p2 := New(1, double, WithObserver(func(End) { ends.Add(1) }))
+	defer p2.Close()
+	for v, err := range Map(context.Background(), Then[int, int, int](p1, p2), slices.Values([]int{0, 1}), InFlight(2)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != 0 {
+			t.Fatalf("yielded %d, want item 0 first (doubled: 0)", v)
+		}
+		<-started // item 1 runs in p1
+		break
+	}
+	before := p2.Metrics()
+	close(release)
+	if err := p1.Shutdown(context.Background()); err != nil { // item 1 has ended, its output handled
+		t.Fatal(err)
+	}
+	if err := p2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := p2.Metrics()
+	if after.Submitted != before.Submitted || after.Canceled != before.Canceled || after.Rejected != before.Rejected {
+		t.Errorf("the next pool's counts moved after the break: before %+v, after %+v", before, after)
+	}
+	if n := ends.Load(); n != 1 {
+		t.Errorf("the next pool observed %d ends, want 1 (item 0 only)", n)
 	}
 }

@@ -567,9 +567,11 @@ func (r *rRun) runMap(rng *rand.Rand, ctx context.Context, pi int, then bool, de
 	}
 	// Over a Pool, or a Then chain of Pools, Map hands items over by
 	// value, as fire-and-forget jobs, unless ctx is a handler's of one.
-	overPool := !isOwnHandler(ctx, p)
+	var overPool bool
 	if then {
 		overPool = !isOwnHandler(ctx, r.A) && !isOwnHandler(ctx, r.B)
+	} else {
+		overPool = !isOwnHandler(ctx, p)
 	}
 	batch, maxWait, pause := 0, time.Duration(0), false
 	if depth == 0 && rng.IntN(3) == 0 {

@@ -41,8 +41,9 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // No goroutine waits between the stages: next's Submit runs in the
 // goroutine that completes first's job, usually a worker of first. While
 // next's queue is full that worker waits for room, so a slow next holds
-// first back as a channel pipeline would; for the same reason first and next
-// must not be the same Pool, which could wait on itself.
+// first back as a channel pipeline would; for the same reason no Pool may
+// appear twice in a chain (first and next, or deeper in nested chains),
+// which could wait on itself.
 //
 // Submitted from a handler of next's pool with the handler's ctx, the chain
 // is fork–join: first's output goes to next from a goroutine of its own,
@@ -55,10 +56,16 @@ var _ Stage[int, int] = (*Pool[int, int])(nil)
 // A chained submission costs first's and next's Submit plus two
 // allocations: the chain's Result and its completion hook; a fork–join
 // chain adds a goroutine, and one more when the handler awaits it before
-// first's job completes. Map over a chain whose stages are all Pools (or
-// chains of them) makes no Result at all: each item goes from pool to pool
-// as Map hands items to one Pool, from first's worker to next's queue in
-// the same way, and allocates nothing (see Map).
+// first's job completes.
+//
+// Map over a chain whose stages are all Pools, or chains of them, does not
+// call the chain's Submit: it hands each item to the first pool as it does
+// to a lone Pool, and first's worker hands the output on to next's queue,
+// waiting for room as above, with no Result. The items of one such Map
+// share one handler ctx per pool, done once the Map returns, as a Map's
+// items over a Pool do. From a handler of one of the chain's pools (with
+// the handler's ctx), Map goes through the chain's Submit instead, with
+// its fork–join handling.
 //
 // Then panics if first or next is nil.
 func Then[A, B, C any](first Stage[A, B], next Stage[B, C]) Stage[A, C] {
@@ -274,9 +281,10 @@ func InFlight(n int) MapOption {
 }
 
 // ItemPolicy gives each item of the Map the policy p, as Submit's pol does
-// for one job: p's zero fields come from the pool's default policy. Over a
-// Stage that is not a *Pool, p is passed to the stage's Submit. It panics
-// if p is invalid (a negative MaxAttempts, Timeout or MaxElapsed).
+// for one job: p's zero fields come from the pool's default policy (at
+// each pool of a Then chain of Pools, from that pool's). Over any other
+// Stage, p is passed to the stage's Submit. It panics if p is invalid (a
+// negative MaxAttempts, Timeout or MaxElapsed).
 func ItemPolicy(p Policy) MapOption {
 	if err := p.validate(); err != nil {
 		panic(fmt.Sprintf("jobq: ItemPolicy: p is invalid: %v", err))
@@ -322,21 +330,24 @@ func ItemPolicy(p Policy) MapOption {
 // Await does, so that fork–join through Map cannot deadlock however busy
 // the pool is.
 //
-// Cost: over a *Pool, Map hands items to the pool without a Result and
-// allocates nothing per item (two, a job record and its completion hook,
-// when the pool's policy has a Timeout or MaxElapsed, so that an item ends
-// at its deadline as a Submit does, even if its handler ignores ctx). Over
-// a Then chain whose stages are all Pools, or chains of them, it does the
-// same at every pool: a worker of one hands the item's output straight to
-// the next pool's queue, waiting for room as Then does, and an error at
-// any stage is the item's outcome. Over any other Stage, each item costs
-// that stage's Submit. Each iteration
-// starts the feeder and allocates about 12 small objects, plus slots for
-// the items in flight as they come: a Map over a few items costs the same
-// whatever its window. The README gives the measured cost of a 3-stage
-// pipeline beside hand-written goroutine-and-channel stages
-// (BenchmarkPipeline3). Stopping early over a Pool drops the outcomes of
-// the handlers still running, which see their ctx cancelled.
+// Over a Then chain whose stages are all Pools, or chains of them, Map
+// does at every pool what it does over one: a worker of one hands the
+// item's output straight to the next pool's queue, waiting for room as
+// Then does, and an error at any stage is the item's outcome.
+//
+// Cost: over a *Pool, or a Then chain of Pools, Map hands items to the
+// pools without a Result and allocates nothing per item (two at each pool
+// whose policy has a Timeout or MaxElapsed, a job record and its
+// completion hook, so that an item ends at its deadline as a Submit does,
+// even if its handler ignores ctx); over any other Stage, each item costs
+// that stage's Submit. Each iteration starts the feeder and allocates
+// about 13 small objects, and 5 more for each further pool of a chain,
+// plus slots for the items in flight as they come: a Map over a few items
+// costs the same whatever its window. The README gives the measured cost
+// of a 3-stage pipeline beside hand-written goroutine-and-channel stages
+// (BenchmarkPipeline3). Stopping early over a Pool, or a chain of them,
+// drops the outcomes of the handlers still running, which see their ctx
+// cancelled; an output that one of them returns is not handed on.
 // It panics if ctx, s or in is nil.
 func Map[In, Out any](ctx context.Context, s Stage[In, Out], in iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
 	if ctx == nil {
@@ -473,7 +484,7 @@ type mapper[In, Out any] struct {
 
 // mapSlot holds one item in flight.
 type mapSlot[Out any] struct {
-	r      *Result[Out] // its Result, unless it went to a Pool directly
+	r      *Result[Out] // its Result, unless it went to a Pool (or a chain of them) by value
 	out    Out          // or its outcome, written before its notice
 	err    error
 	index  int    // the item's input index
@@ -496,7 +507,7 @@ func newMapper[In, Out any](ctx context.Context, s Stage[In, Out], c mapConfig, 
 	m.chunks[0] = m.first[:min(slotBase, c.window)]
 	m.batch = m.batch0[:0]
 	owner := engine.Owner(ctx)
-	if st := streamerOf(s); st != nil && st.streams(owner) {
+	if st := streamerOf(s); st != nil && st.canStream(owner) {
 		// Not from a handler of a pool of s, where waiting for room
 		// could deadlock: that case keeps Submit's fork–join handling.
 		m.stream = st.openStream(ctx, m, c.pol)
@@ -517,11 +528,11 @@ type streamer[In, Out any] interface {
 	// self returns the streamer itself: a type that embeds a Pool has
 	// its methods, but not its identity, and its Submit must run.
 	self() any
-	// streams reports whether the stage takes the items of a Map whose
+	// canStream reports whether the stage takes the items of a Map whose
 	// ctx is a handler ctx of owner (nil: none) by value: not when
 	// owner is one of its pools, where a feeder waiting for room could
 	// wait on itself.
-	streams(owner any) bool
+	canStream(owner any) bool
 	// openStream opens a stream of items submitted with ctx under pol
 	// (nil: each pool's default) whose outcomes go to sink.
 	openStream(ctx context.Context, sink engine.Sink[Out], pol *Policy) itemStream[In]
@@ -547,7 +558,7 @@ func streamerOf[In, Out any](s Stage[In, Out]) streamer[In, Out] {
 
 func (p *Pool[In, Out]) self() any { return p }
 
-func (p *Pool[In, Out]) streams(owner any) bool { return owner != any(p.e) }
+func (p *Pool[In, Out]) canStream(owner any) bool { return owner != any(p.e) }
 
 func (p *Pool[In, Out]) openStream(ctx context.Context, sink engine.Sink[Out], pol *Policy) itemStream[In] {
 	var ep *engine.Policy
@@ -559,13 +570,15 @@ func (p *Pool[In, Out]) openStream(ctx context.Context, sink engine.Sink[Out], p
 	return p.e.NewStream(ctx, sink, ep)
 }
 
-// A chain of streamers is a streamer: first's outcomes go to next's
-// stream from the goroutine that ends them, as Then's Results do.
+// A chain of streamers is a streamer (self, canStream, openStream): first's
+// outcomes go to next's stream from the goroutine that ends them, as
+// Then's Results do.
+
 func (t *then[A, B, C]) self() any { return t }
 
-func (t *then[A, B, C]) streams(owner any) bool {
+func (t *then[A, B, C]) canStream(owner any) bool {
 	f, n := streamerOf(t.first), streamerOf(t.next)
-	return f != nil && n != nil && f.streams(owner) && n.streams(owner)
+	return f != nil && n != nil && f.canStream(owner) && n.canStream(owner)
 }
 
 func (t *then[A, B, C]) openStream(ctx context.Context, sink engine.Sink[C], pol *Policy) itemStream[A] {
@@ -741,7 +754,8 @@ func (m *mapper[In, Out]) addSub(r *Result[Out]) {
 	m.csleep.wake()
 }
 
-// Done receives the outcome of the item in slot id from a Pool.
+// Done receives the outcome of the item in slot id from a Pool: the last
+// of a chain, or the one where the item failed.
 func (m *mapper[In, Out]) Done(id int32, out Out, err error) {
 	sl := m.slot(id)
 	sl.out, sl.err = out, err

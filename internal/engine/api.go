@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -131,6 +132,7 @@ type Stream[In, Out any] struct {
 	sc     sharedCtx
 	cancel context.CancelFunc
 	rt     route[Out]
+	closed atomic.Bool // Close has run: Submit takes nothing more
 }
 
 // NewStream opens a stream of items submitted with ctx under pol (nil: the
@@ -157,8 +159,13 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 	return s
 }
 
-// Submit queues item in for the slot of the sink, waiting for room.
+// Submit queues item in for the slot of the sink, waiting for room. Once
+// the stream is closed it takes nothing, and returns context.Canceled:
+// the item never reaches the pool, nor its counts.
 func (s *Stream[In, Out]) Submit(in In, slot int32) error {
+	if s.closed.Load() {
+		return context.Canceled
+	}
 	p := s.p
 	t := task[In, Out]{in: in, rt: &s.rt, slot: slot}
 	if s.rt.pol.hasDeadline() {
@@ -178,6 +185,7 @@ func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 // running ones see their ctx cancelled. Their outcomes still go to the
 // sink.
 func (s *Stream[In, Out]) Close() {
+	s.closed.Store(true)
 	p := s.p
 	p.mu.Lock()
 	delete(p.streams, s)
