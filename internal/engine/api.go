@@ -132,7 +132,8 @@ type Stream[In, Out any] struct {
 	sc     sharedCtx
 	cancel context.CancelFunc
 	rt     route[Out]
-	closed atomic.Bool // Close has run: Submit takes nothing more
+	sl     *streamLane[In, Out] // the pool's lane; nil: the items use the queue
+	closed atomic.Bool          // Close has run: Submit takes nothing more
 }
 
 // NewStream opens a stream of items submitted with ctx under pol (nil: the
@@ -154,6 +155,9 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 			p.streams = make(map[*Stream[In, Out]]struct{})
 		}
 		p.streams[s] = struct{}{} // for Shutdown's give-up: see abandon
+		if !pol.hasDeadline() {
+			s.sl = p.openLane()
+		}
 	}
 	p.mu.Unlock()
 	return s
@@ -162,12 +166,25 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 // Submit queues item in for the slot of the sink, waiting for room. Once
 // the stream is closed it takes nothing, and returns context.Canceled:
 // the item never reaches the pool, nor its counts.
+//
+// An item held by value goes to the pool's lane, without the pool's lock,
+// while the lane has room; otherwise to the queue, as other jobs do.
 func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 	if s.closed.Load() {
 		return context.Canceled
 	}
 	p := s.p
 	t := task[In, Out]{in: in, rt: &s.rt, slot: slot}
+	if sl := s.sl; sl != nil && !sl.stopped.Load() {
+		if p.onEnd != nil {
+			t.at = p.now()
+		}
+		atLaneHook("push")
+		if sl.push(&t) {
+			p.pushed(sl)
+			return nil
+		}
+	}
 	if s.rt.pol.hasDeadline() {
 		j := p.newJob(&s.sc, in, s.rt.pol)
 		sink := s.rt.sink

@@ -97,7 +97,8 @@ const (
 // Invariants, under mu: accepted counts the jobs ever queued, handed or
 // run in place; ended counts those whose end is complete (counted,
 // observed, Future completed); a pool that is not open has drained once
-// ended == accepted and live == 0. Every worker is either in idle,
+// ended == accepted and live == 0, where accepted counts the pushes to
+// the lane of Map items too (acceptedAll; see streamLane). Every worker is either in idle,
 // parked on its wake channel, or busy with a job; an idle worker means
 // both queues hold no live entry. Waiters are served, in order, whenever
 // a slot frees, before any new submission.
@@ -114,18 +115,17 @@ type Pool[In, Out any] struct {
 	ring Ring[task[In, Out]] // new submissions
 
 	// Lines 1 to 3: read under mu on the hot paths, written rarely.
-	retries  Ring[task[In, Out]] // unbounded: retries whose backoff ended
-	h        Handler[In, Out]
-	idle     []*worker[In, Out]
-	waiters  []*waiter[In, Out]
-	phase    int
-	target   int
-	live     int
-	onEnd    func(End)
-	cfg      *Config
-	def      route[Out]  // the route of value jobs with the pool's policy
-	quitting atomic.Bool // abandoned, for readers outside mu
-	_        [4]byte
+	retries Ring[task[In, Out]] // unbounded: retries whose backoff ended
+	h       Handler[In, Out]
+	idle    []*worker[In, Out]
+	waiters []*waiter[In, Out]
+	phase   int
+	target  int
+	live    int
+	onEnd   func(End)
+	cfg     *Config
+	def     route[Out]                          // the route of value jobs with the pool's policy
+	sl      atomic.Pointer[streamLane[In, Out]] // Map items' lane, from the first stream on
 
 	// Line 4: written by submitters alone, on every job.
 	accepted uint64 // jobs ever queued, handed or run in place
@@ -147,7 +147,8 @@ type Pool[In, Out any] struct {
 	outcomes
 	rejected, retried atomic.Uint64
 	spare             *worker[In, Out] // runners off the workers kept for reuse, linked by next
-	spares            int
+	spares            int32
+	quitting          atomic.Bool // abandoned, for readers outside mu
 }
 
 // maxSpares bounds the runners off the workers that a pool keeps for reuse.
@@ -224,12 +225,14 @@ func (p *Pool[In, Out]) Resize(workers int) {
 			w.wake <- struct{}{}
 		} else {
 			p.idle = append(p.idle, w)
+			p.idleChanged()
 		}
 		go p.work(w, true)
 	}
 	for n := p.live - p.target; n > 0 && len(p.idle) > 0; n-- {
 		p.wakeIdle(nil)
 	}
+	p.excessChanged()
 }
 
 // Workers reports the number of workers the pool is sized to.
@@ -252,7 +255,7 @@ func (p *Pool[In, Out]) Metrics() Metrics {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m := Metrics{
-		Submitted: p.accepted,
+		Submitted: p.acceptedAll(),
 		Rejected:  p.rejected.Load(),
 		Succeeded: p.succeeded.Load(),
 		Failed:    p.failed.Load(),
@@ -287,7 +290,20 @@ func (p *Pool[In, Out]) queued() int64 {
 	for _, w := range p.all {
 		n -= w.claimed
 	}
+	if sl := p.sl.Load(); sl != nil {
+		n += sl.held()
+	}
 	return int64(n)
+}
+
+// acceptedAll counts the jobs ever accepted: queued, handed or run in
+// place, and pushed to the lane. p.mu is held.
+func (p *Pool[In, Out]) acceptedAll() uint64 {
+	n := p.accepted
+	if sl := p.sl.Load(); sl != nil {
+		n += sl.pushed()
+	}
+	return n
 }
 
 // Reject counts a submission refused before it reached the pool.
@@ -336,6 +352,7 @@ func (p *Pool[In, Out]) offer(ctx context.Context, t *task[In, Out], wait, spin 
 			// straight to it.
 			w := p.idle[n-1]
 			p.idle = p.idle[:n-1]
+			p.idleChanged()
 			p.accept(t)
 			p.claimFor(w, t)
 			p.mu.Unlock()
@@ -409,6 +426,9 @@ func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
 	for {
 		if !p.retries.PopInto(t) {
 			if !p.ring.PopInto(t) {
+				if sl := p.sl.Load(); sl != nil && sl.pop(t) {
+					return true // counted out of Queued by the lane
+				}
 				*t = task[In, Out]{}
 				return false
 			}
@@ -462,6 +482,7 @@ func (p *Pool[In, Out]) wakeIdle(t *task[In, Out]) {
 	n := len(p.idle)
 	w := p.idle[n-1]
 	p.idle = p.idle[:n-1]
+	p.idleChanged()
 	if t != nil {
 		p.handTo(w, t)
 	}
@@ -497,7 +518,25 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 		}
 		w.resume = true
 		p.attempt(w, &t)
+		if t.j == nil {
+			if sl := p.sl.Load(); sl != nil {
+				p.runLane(w, sl, &t)
+			}
+		}
 		w.resume = false
+	}
+}
+
+// laneBurst is how many of the lane's items a worker runs in a row without
+// the pool's lock, after a job held by value: then it visits the lock,
+// which serves the queues first and counts what it ended.
+const laneBurst = 8
+
+// runLane runs up to laneBurst items of sl on w, which is busy and holds
+// no record, while the pool wants w and has not given up.
+func (p *Pool[In, Out]) runLane(w *worker[In, Out], sl *streamLane[In, Out], t *task[In, Out]) {
+	for n := 0; n < laneBurst && !sl.excess.Load() && !p.quitting.Load() && sl.pop(t); n++ {
+		p.attemptValue(w, t)
 	}
 }
 
@@ -539,9 +578,20 @@ func (p *Pool[In, Out]) next(w *worker[In, Out], t *task[In, Out]) bool {
 		w.busy, w.cur = true, t.j
 		return true
 	}
-	if p.phase != open && p.endedAll() == p.accepted {
+	if p.phase != open && p.endedAll() == p.acceptedAll() {
 		p.retire(w)
 		return false
+	}
+	if sl := p.sl.Load(); sl != nil {
+		// Say w is idle before a last look at the lane: a push that
+		// this look misses sees w idle and wakes it (see Stream.Submit).
+		atLaneHook("idle")
+		sl.idle.Store(int32(len(p.idle) + 1))
+		if sl.pop(t) {
+			sl.idle.Store(int32(len(p.idle)))
+			w.busy = true
+			return true
+		}
 	}
 	p.idle = append(p.idle, w)
 	return false
@@ -559,6 +609,7 @@ func (p *Pool[In, Out]) retire(w *worker[In, Out]) {
 		}
 	}
 	p.live--
+	p.excessChanged()
 	p.ended += w.ended
 	p.waitOut += w.claimed
 	p.addAll(&w.outcomes, w.fired)
@@ -586,7 +637,7 @@ func (p *Pool[In, Out]) endedAll() uint64 {
 // checkDrained lets idle workers go once a closing pool has ended every
 // job it accepted, and marks it drained once none is left. p.mu is held.
 func (p *Pool[In, Out]) checkDrained() {
-	if p.phase == open || p.phase == drained || p.endedAll() != p.accepted {
+	if p.phase == open || p.phase == drained || p.endedAll() != p.acceptedAll() {
 		return
 	}
 	for len(p.idle) > 0 {
@@ -605,6 +656,9 @@ func (p *Pool[In, Out]) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if p.phase == open {
 		p.phase = closing
+		if sl := p.sl.Load(); sl != nil {
+			sl.stopped.Store(true) // before the drain reads the lane's pushes
+		}
 		close(p.quit)
 		for _, wt := range p.waiters {
 			wt.ready <- ErrClosed
@@ -659,6 +713,7 @@ func (p *Pool[In, Out]) abandon() {
 	for w := range p.inline {
 		left = append(left, task[In, Out]{j: w.cur})
 	}
+	laneLeft := p.takeLane()
 	streams := p.streams
 	p.streams = nil
 	p.mu.Unlock()
@@ -670,6 +725,7 @@ func (p *Pool[In, Out]) abandon() {
 			p.cancelJob(t.j, ErrClosed, Queued, Backoff, Running)
 		}
 	}
+	p.endLane(laneLeft)
 	// After: a Map's items with records watch their ctx, which this
 	// cancels, and must end with ErrClosed as the others.
 	p.sc.ended.Store(true)
@@ -716,6 +772,6 @@ func (p *Pool[In, Out]) Dump() string {
 			busy++
 		}
 	}
-	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d retries %d backoffs %d waiters %d accepted %d ended %d queued %d",
-		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.endedAll(), p.queued())
+	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d lane %d retries %d backoffs %d waiters %d accepted %d ended %d queued %d",
+		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.laneHeld(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.endedAll(), p.queued())
 }

@@ -1,0 +1,465 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestLaneIsABoundedFIFO: values come out in the order they went in, a
+// full lane refuses a push and an empty one a pop, both without a change,
+// and the positions count the pushes and pops, over several laps.
+func TestLaneIsABoundedFIFO(t *testing.T) {
+	l := newLane[int](4)
+	var v int
+	if l.pop(&v) {
+		t.Fatal("pop of an empty lane succeeded")
+	}
+	next, want := 0, 0
+	for lap := range 5 {
+		for l.held() < 4 {
+			x := next
+			if !l.push(&x) {
+				t.Fatalf("lap %d: push %d refused with %d held", lap, x, l.held())
+			}
+			next++
+		}
+		x := -1
+		if l.push(&x) {
+			t.Fatalf("lap %d: push to a full lane succeeded", lap)
+		}
+		for range 2 + lap%3 { // leave some behind: the next lap wraps around them
+			if !l.pop(&v) || v != want {
+				t.Fatalf("lap %d: pop = %d, want %d", lap, v, want)
+			}
+			want++
+		}
+	}
+	for l.pop(&v) {
+		if v != want {
+			t.Fatalf("drain: pop = %d, want %d", v, want)
+		}
+		want++
+	}
+	if want != next || l.pushed() != uint64(next) || l.popped() != uint64(next) || l.held() != 0 {
+		t.Fatalf("popped up to %d of %d; pushed() %d popped() %d held() %d", want, next, l.pushed(), l.popped(), l.held())
+	}
+}
+
+// TestLanePopZeroesItsCell: a popped value's cell keeps nothing alive.
+func TestLanePopZeroesItsCell(t *testing.T) {
+	l := newLane[*int](2)
+	x := new(int)
+	l.push(&x)
+	var v *int
+	l.pop(&v)
+	for i := range l.cells {
+		if l.cells[i].v != nil {
+			t.Fatalf("cell %d still holds %p after its pop", i, l.cells[i].v)
+		}
+	}
+}
+
+func TestNewLaneRefusesASizeThatIsNoPowerOfTwo(t *testing.T) {
+	for _, n := range []int{-1, 0, 1, 3, 6} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("newLane(%d) did not panic", n)
+				}
+			}()
+			newLane[int](n)
+		}()
+	}
+}
+
+// TestLaneConcurrentPushersAndPoppers: with several of each, every value
+// pushed is popped exactly once, and each pusher's values come out in its
+// order.
+func TestLaneConcurrentPushersAndPoppers(t *testing.T) {
+	const pushers, poppers, each = 4, 4, 20000
+	l := newLane[[2]int](8)
+	var got [pushers][]int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var popped atomic.Int64
+	for p := range pushers {
+		wg.Go(func() {
+			for i := range each {
+				v := [2]int{p, i}
+				for !l.push(&v) {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	for range poppers {
+		wg.Go(func() {
+			var mine [pushers][]int
+			var v [2]int
+			for popped.Load() < pushers*each {
+				if l.pop(&v) {
+					popped.Add(1)
+					mine[v[0]] = append(mine[v[0]], v[1])
+				} else {
+					runtime.Gosched()
+				}
+			}
+			mu.Lock()
+			for p := range mine {
+				got[p] = append(got[p], mine[p]...)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for p := range got {
+		seen := make([]bool, each)
+		for _, i := range got[p] {
+			if seen[i] {
+				t.Fatalf("pusher %d's value %d popped twice", p, i)
+			}
+			seen[i] = true
+		}
+		if len(got[p]) != each {
+			t.Fatalf("pusher %d: %d values popped, want %d", p, len(got[p]), each)
+		}
+	}
+}
+
+// TestLaneCells: the lane takes the largest power of two within the
+// queue's bound, at most 256, and a queue of one has none.
+func TestLaneCells(t *testing.T) {
+	for _, c := range []struct{ size, want int }{{1, 0}, {2, 2}, {3, 2}, {64, 64}, {100, 64}, {256, 256}, {4096, 256}} {
+		if got := laneCells(c.size); got != c.want {
+			t.Errorf("laneCells(%d) = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
+
+// chanSink sends each outcome on a channel.
+type chanSink chan error
+
+func (s chanSink) Done(_ int32, _ int, err error) { s <- err }
+
+// recvOrHang receives from ch, failing t if nothing comes for long: a
+// lost wake-up.
+func recvOrHang[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: nothing for 10s", what)
+		panic("unreachable")
+	}
+}
+
+// TestLaneWakesAnIdleWorker: one item at a time, each pushed as the worker
+// that ran the one before goes idle, is run; a push that the worker's last
+// look at the lane misses must see it idle and wake it.
+func TestLaneWakesAnIdleWorker(t *testing.T) {
+	p := New(1, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 64})
+	defer p.Shutdown(context.Background())
+	done := make(chanSink, 1)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	if s.sl == nil {
+		t.Fatal("the stream has no lane")
+	}
+	for i := range 100000 {
+		if err := s.Submit(i, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := recvOrHang(t, done, "item "+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := p.Metrics(); m.Submitted != 100000 {
+		t.Fatalf("Submitted %d, want 100000", m.Submitted)
+	}
+}
+
+// TestLaneCountsItsItems: the lane's items count as submitted and queued
+// until a worker takes them, and Shutdown runs them all.
+func TestLaneCountsItsItems(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan struct{}, 8)
+	p := New(1, func(_ context.Context, x int) (int, error) {
+		started <- struct{}{}
+		<-gate
+		return x, nil
+	}, Config{QueueSize: 64})
+	done := make(chanSink, 8)
+	s := p.NewStream(context.Background(), done, nil)
+	for i := range 5 {
+		if err := s.Submit(i, int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	if m := p.Metrics(); m.Submitted != 5 || m.Queued != 4 || m.Running != 1 {
+		t.Fatalf("Submitted %d Queued %d Running %d, want 5, 4, 1", m.Submitted, m.Queued, m.Running)
+	}
+	close(gate)
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := p.Metrics(); m.Succeeded != 5 || m.Queued != 0 || m.Running != 0 {
+		t.Fatalf("after Shutdown: Succeeded %d Queued %d Running %d, want 5, 0, 0", m.Succeeded, m.Queued, m.Running)
+	}
+	s.Close()
+}
+
+// TestLaneItemsEndWithErrClosedAtGiveUp: when Shutdown gives up, the
+// lane's items that never ran end with ErrClosed and leave Queued.
+func TestLaneItemsEndWithErrClosedAtGiveUp(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan struct{}, 1)
+	p := New(1, func(ctx context.Context, x int) (int, error) {
+		started <- struct{}{}
+		<-gate
+		return x, nil
+	}, Config{QueueSize: 64})
+	done := make(chanSink, 8)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	for i := range 5 {
+		if err := s.Submit(i, int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	for range 4 {
+		if err := <-done; !errors.Is(err, ErrClosed) {
+			t.Fatalf("a queued item ended with %v, want ErrClosed", err)
+		}
+	}
+	if m := p.Metrics(); m.Queued != 0 || m.Canceled != 4 {
+		t.Fatalf("Queued %d Canceled %d, want 0 and 4", m.Queued, m.Canceled)
+	}
+	close(gate)
+	<-done // the running item, which ignored its ctx, ends as it returns
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLanePushesRacingShutdownLoseNothing: pushers run into a Shutdown;
+// every item the lane took ends exactly once before Shutdown returns, and
+// those it refused say ErrClosed. A push that claims its place as the
+// drain counts must be run, or ended, never stranded.
+func TestLanePushesRacingShutdownLoseNothing(t *testing.T) {
+	for round := range 300 {
+		p := New(2, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 8})
+		var ended atomic.Int64
+		sink := countSink{&ended}
+		s := p.NewStream(context.Background(), sink, nil)
+		var accepted atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 3 {
+			wg.Go(func() {
+				<-start
+				for i := 0; ; i++ {
+					err := s.Submit(i, 0)
+					if err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("Submit = %v, want ErrClosed", err)
+						}
+						return
+					}
+					accepted.Add(1)
+				}
+			})
+		}
+		close(start)
+		runtime.Gosched()
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		endedAtShutdown := ended.Load()
+		wg.Wait()
+		// A push that found intake stopped only after its claim may end
+		// its item after Shutdown returned: with ErrClosed, at once.
+		m := p.Metrics()
+		if got := ended.Load(); got != accepted.Load() || m.Submitted != uint64(got) || m.Queued != 0 {
+			t.Fatalf("round %d: %d accepted, %d ended (%d by Shutdown's return); Submitted %d Queued %d\n%s",
+				round, accepted.Load(), got, endedAtShutdown, m.Submitted, m.Queued, p.Dump())
+		}
+		s.Close()
+	}
+}
+
+type countSink struct{ n *atomic.Int64 }
+
+func (s countSink) Done(int32, int, error) { s.n.Add(1) }
+
+// TestLaneWorkersRetireWhenShrunk: workers running the lane's items off
+// the lock leave when the pool is shrunk, while items keep coming.
+func TestLaneWorkersRetireWhenShrunk(t *testing.T) {
+	p := New(4, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 256})
+	var ended atomic.Int64
+	s := p.NewStream(context.Background(), countSink{&ended}, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Submit(i, 0); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	p.Resize(1)
+	for {
+		p.mu.Lock()
+		live := p.live
+		p.mu.Unlock()
+		if live == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(stop)
+	wg.Wait()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Metrics(); uint64(ended.Load()) != m.Submitted || m.Queued != 0 {
+		t.Fatalf("%d ended, Submitted %d Queued %d", ended.Load(), m.Submitted, m.Queued)
+	}
+	s.Close()
+}
+
+// shutdownOrGiveUp shuts p down, giving up after a while: a test that
+// failed may have left an item that never ends.
+func shutdownOrGiveUp(p *Pool[int, int]) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.Shutdown(ctx)
+}
+
+// setLaneHook sets laneHook to h until t ends.
+func setLaneHook(t *testing.T, h func(point string)) {
+	laneHook.Store(&h)
+	t.Cleanup(func() { laneHook.Store(nil) })
+}
+
+// TestLanePushThatAWorkerMissesWakesIt forces the idle ordering's race: a
+// worker finds the lane empty and, before it says it is idle, an item is
+// pushed, whose pusher sees no worker idle. The worker's last look at the
+// lane must find the item.
+func TestLanePushThatAWorkerMissesWakesIt(t *testing.T) {
+	p := New(1, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 64})
+	defer shutdownOrGiveUp(p)
+	done := make(chanSink, 2)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	var once sync.Once
+	setLaneHook(t, func(point string) {
+		if point == "idle" {
+			once.Do(func() {
+				if err := s.Submit(2, 1); err != nil { // the worker holds p.mu: a push takes none
+					t.Error(err)
+				}
+			})
+		}
+	})
+	if err := s.Submit(1, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := recvOrHang(t, done, "item "+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLanePushPastTheDrainEndsItsItem forces the stopped ordering's race:
+// a push passes the intake check, then Shutdown runs to its end before the
+// push claims its place. Nobody is left to run the item: the pusher must
+// end it with ErrClosed, not strand it.
+func TestLanePushPastTheDrainEndsItsItem(t *testing.T) {
+	p := New(1, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 64})
+	done := make(chanSink, 1)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	setLaneHook(t, func(point string) {
+		if point == "push" {
+			if err := p.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err := s.Submit(1, 0); err != nil {
+		t.Fatalf("Submit = %v: the push passed the intake check", err)
+	}
+	if err := recvOrHang(t, done, "the item"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("the item ended with %v, want ErrClosed", err)
+	}
+	if m := p.Metrics(); m.Submitted != 1 || m.Canceled != 1 || m.Queued != 0 {
+		t.Fatalf("Submitted %d Canceled %d Queued %d, want 1, 1, 0", m.Submitted, m.Canceled, m.Queued)
+	}
+}
+
+// TestLanePushAsShutdownDrainsIsRun: a push that claims its place while
+// Shutdown waits for a running job is counted by the drain, so a worker
+// runs it before Shutdown returns.
+func TestLanePushAsShutdownDrainsIsRun(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan struct{}, 1)
+	p := New(1, func(_ context.Context, x int) (int, error) {
+		if x == 0 {
+			started <- struct{}{}
+			<-gate
+		}
+		return x, nil
+	}, Config{QueueSize: 64})
+	done := make(chanSink, 2)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	if err := s.Submit(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	shut := make(chan error, 1)
+	setLaneHook(t, func(point string) {
+		if point == "push" {
+			go func() { shut <- p.Shutdown(context.Background()) }()
+			<-p.Closed() // intake stopped; the drain waits for item 0
+		}
+	})
+	if err := s.Submit(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	for range 2 {
+		if err := recvOrHang(t, done, "an item"); err != nil {
+			t.Fatalf("an item ended with %v, want nil: it was accepted before the drain", err)
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
