@@ -352,6 +352,65 @@ func TestLaneWorkersRetireWhenShrunk(t *testing.T) {
 	s.Close()
 }
 
+// TestLaneExcessWorkerTakesNoMoreItems: a busy worker that a shrink has
+// made one too many leaves once its job ends, without running the lane's
+// next items in its burst: after the pool goes from 2 workers to 1, no
+// two items run at once, though the lane holds several.
+func TestLaneExcessWorkerTakesNoMoreItems(t *testing.T) {
+	gate := make(chan struct{})
+	started := make(chan struct{}, 2)
+	step := make(chan struct{})
+	var running atomic.Int32
+	p := New(2, func(_ context.Context, x int) (int, error) {
+		if x < 2 {
+			started <- struct{}{}
+			<-gate
+			return x, nil
+		}
+		running.Add(1)
+		<-step
+		running.Add(-1)
+		return x, nil
+	}, Config{QueueSize: 64})
+	defer shutdownOrGiveUp(p)
+	const items = 10
+	done := make(chanSink, items)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	for i := range items {
+		if err := s.Submit(i, int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-started
+	<-started // both workers hold an item: the other 8 wait in the lane
+	p.Resize(1)
+	close(gate)
+	// Either one worker leaves, or both go on into the lane's items,
+	// which wait on step: one of the two comes.
+	for {
+		p.mu.Lock()
+		live := p.live
+		p.mu.Unlock()
+		if live == 1 || running.Load() == 2 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if n := running.Load(); n == 2 {
+		close(step)
+		t.Fatal("after the shrink to 1 worker, 2 of the lane's items run at once")
+	}
+	for range items - 2 {
+		step <- struct{}{}
+	}
+	for i := range items {
+		if err := recvOrHang(t, done, "item "+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // shutdownOrGiveUp shuts p down, giving up after a while: a test that
 // failed may have left an item that never ends.
 func shutdownOrGiveUp(p *Pool[int, int]) {
