@@ -244,11 +244,13 @@ func BenchmarkThen(b *testing.B) {
 	})
 }
 
-// BenchmarkMapInFlight is BenchmarkPipeline3's jobq pipeline over a range of
-// in-flight windows: the measurement behind DefaultInFlight.
+// BenchmarkMapInFlight is BenchmarkPipeline3's jobq pipelines, unordered
+// and Ordered, over a range of in-flight windows: the measurement behind
+// DefaultInFlight.
 func BenchmarkMapInFlight(b *testing.B) {
-	for _, n := range []int{4, 16, 64, 256} {
+	for _, n := range []int{4, 16, 64, 256, 1024} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) { benchPipelineMap(b, InFlight(n)) })
+		b.Run(fmt.Sprint(n, "-ordered"), func(b *testing.B) { benchPipelineMap(b, InFlight(n), Ordered()) })
 	}
 }
 
