@@ -185,23 +185,32 @@ func TestLaneWakesAnIdleWorker(t *testing.T) {
 	}
 }
 
-// TestLaneCountsItsItems: the lane's items count as submitted and queued
-// until a worker takes them, and Shutdown runs them all.
-func TestLaneCountsItsItems(t *testing.T) {
-	gate := make(chan struct{})
-	started := make(chan struct{}, 8)
-	p := New(1, func(_ context.Context, x int) (int, error) {
+// gatedStream returns a pool of one worker whose handler signals started,
+// then waits for gate to close, and a stream into it, whose outcomes go to
+// done, after submitting items 0 to n-1 (n <= 8) on it.
+func gatedStream(t *testing.T, n int) (p *Pool[int, int], s *Stream[int, int], gate, started chan struct{}, done chanSink) {
+	t.Helper()
+	gate = make(chan struct{})
+	started = make(chan struct{}, 8)
+	p = New(1, func(_ context.Context, x int) (int, error) {
 		started <- struct{}{}
 		<-gate
 		return x, nil
 	}, Config{QueueSize: 64})
-	done := make(chanSink, 8)
-	s := p.NewStream(context.Background(), done, nil)
-	for i := range 5 {
+	done = make(chanSink, 8)
+	s = p.NewStream(context.Background(), done, nil)
+	for i := range n {
 		if err := s.Submit(i, int32(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return p, s, gate, started, done
+}
+
+// TestLaneCountsItsItems: the lane's items count as submitted and queued
+// until a worker takes them, and Shutdown runs them all.
+func TestLaneCountsItsItems(t *testing.T) {
+	p, s, gate, started, done := gatedStream(t, 5)
 	<-started
 	if m := p.Metrics(); m.Submitted != 5 || m.Queued != 4 || m.Running != 1 {
 		t.Fatalf("Submitted %d Queued %d Running %d, want 5, 4, 1", m.Submitted, m.Queued, m.Running)
@@ -224,21 +233,8 @@ func TestLaneCountsItsItems(t *testing.T) {
 // TestLaneItemsEndWithErrClosedAtGiveUp: when Shutdown gives up, the
 // lane's items that never ran end with ErrClosed and leave Queued.
 func TestLaneItemsEndWithErrClosedAtGiveUp(t *testing.T) {
-	gate := make(chan struct{})
-	started := make(chan struct{}, 1)
-	p := New(1, func(ctx context.Context, x int) (int, error) {
-		started <- struct{}{}
-		<-gate
-		return x, nil
-	}, Config{QueueSize: 64})
-	done := make(chanSink, 8)
-	s := p.NewStream(context.Background(), done, nil)
+	p, s, gate, started, done := gatedStream(t, 5)
 	defer s.Close()
-	for i := range 5 {
-		if err := s.Submit(i, int32(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	<-started
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
