@@ -168,7 +168,10 @@ func (p *Pool[In, Out]) NewStream(ctx context.Context, sink Sink[Out], pol *Poli
 // the item never reaches the pool, nor its counts.
 //
 // An item held by value goes to the pool's lane, without the pool's lock,
-// while the lane has room; otherwise to the queue, as other jobs do.
+// while the lane has room; otherwise to the queue, as other jobs do. A push
+// that races Shutdown can take its place in the lane after the drain has
+// ended: Submit then returns nil, and the item has already ended with
+// ErrClosed in its sink (see late).
 func (s *Stream[In, Out]) Submit(in In, slot int32) error {
 	if s.closed.Load() {
 		return context.Canceled

@@ -387,12 +387,14 @@ func (w *worker[In, Out]) reset() {
 func (p *Pool[In, Out]) attemptValue(w *worker[In, Out], t *task[In, Out]) {
 	var zero Out
 	sc := t.rt.sc
-	if sc.over() {
-		// Its ctx ended while it waited: the pool's, at Shutdown's
-		// give-up, or its Map's.
-		err := sc.Err()
-		if p.quitting.Load() {
-			err = ErrClosed
+	if quit := p.quitting.Load(); quit || sc.over() {
+		// Its ctx ended while it waited: its Map's, or the pool's at
+		// Shutdown's give-up. Or Shutdown gave up as a worker took it
+		// from the lane, before the give-up cancelled its ctx: it ends
+		// as the queued ones do.
+		err := ErrClosed
+		if !quit {
+			err = sc.Err()
 		}
 		p.endValue(w, t, zero, err, Canceled, 0, 0)
 		return
@@ -468,8 +470,8 @@ func (p *Pool[In, Out]) endValue(w *worker[In, Out], t *task[In, Out], out Out, 
 	sink := t.rt.sink
 	if oc == Succeeded && w != nil {
 		// Counted under p.mu with the end, no atomic operation: Metrics
-		// shows it once w is back for its next job, before the pool can
-		// be idle.
+		// shows it once w visits the lock, after at most laneBurst items
+		// in a row, and before the pool can be idle.
 		w.pendingFired++
 	} else {
 		p.count(w, oc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -448,6 +449,145 @@ func TestLanePushThatAWorkerMissesWakesIt(t *testing.T) {
 		if err := recvOrHang(t, done, "item "+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestLaneWorkerAddedByResizeSeesAPush forces the idle ordering's race on
+// a worker that Resize adds to a paused pool: it finds nothing and, before
+// it counts as idle, an item is pushed, whose pusher sees no worker idle.
+// The new worker's last look at the lane must find the item, or it sleeps
+// beside it and Shutdown never drains.
+func TestLaneWorkerAddedByResizeSeesAPush(t *testing.T) {
+	p := New(0, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 64})
+	defer shutdownOrGiveUp(p)
+	done := make(chanSink, 1)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	var fired atomic.Bool
+	setLaneHook(t, func(point string) {
+		if point == "idle" && fired.CompareAndSwap(false, true) {
+			if err := s.Submit(1, 0); err != nil { // Resize holds p.mu: a push takes none
+				t.Error(err)
+			}
+		}
+	})
+	p.Resize(1)
+	if !fired.Load() {
+		t.Fatal("the worker Resize added went idle without a last look at the lane")
+	}
+	if err := recvOrHang(t, done, "the item pushed as the new worker went idle"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// orderPool returns a pool of one worker whose handler appends its input
+// to the order it returns and, for 0, signals started and waits for gate.
+func orderPool(t *testing.T, queue int) (p *Pool[int, int], gate, started chan struct{}, order func() []int) {
+	t.Helper()
+	gate = make(chan struct{})
+	started = make(chan struct{}, 1)
+	var mu sync.Mutex
+	var got []int
+	p = New(1, func(_ context.Context, x int) (int, error) {
+		mu.Lock()
+		got = append(got, x)
+		mu.Unlock()
+		if x == 0 {
+			started <- struct{}{}
+			<-gate
+		}
+		return x, nil
+	}, Config{QueueSize: queue})
+	t.Cleanup(func() { shutdownOrGiveUp(p) })
+	return p, gate, started, func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// TestLaneRunIsBoundedWhileAJobIsQueued: a worker takes at most laneBurst
+// of the lane's items in a row, counting the one it took under the lock,
+// before it serves a job queued meanwhile.
+func TestLaneRunIsBoundedWhileAJobIsQueued(t *testing.T) {
+	p, gate, started, order := orderPool(t, 64)
+	const items = 11
+	done := make(chanSink, items+1)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	if err := s.Submit(0, 0); err != nil { // the idle worker takes it from the lane
+		t.Fatal(err)
+	}
+	<-started
+	if err := p.Go(context.Background(), 100, true); err != nil { // queued: the worker is busy
+		t.Fatal(err)
+	}
+	for i := 1; i < items; i++ {
+		if err := s.Submit(i, int32(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(gate)
+	for i := range items {
+		if err := recvOrHang(t, done, "item "+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := order()
+	if run := slices.Index(got, 100); run < 0 || run > laneBurst {
+		t.Fatalf("start order %v: %d lane items ran before the queued job, want at most %d", got, run, laneBurst)
+	}
+}
+
+// TestLaneIsNotStarvedByAQueueThatNeverEmpties: jobs with records, each
+// queueing the next before it ends, keep the queue from ever emptying; a
+// lane item pushed before the second of them still starts within
+// laneBurst of them.
+func TestLaneIsNotStarvedByAQueueThatNeverEmpties(t *testing.T) {
+	const chain = 1000
+	var records, before atomic.Int64
+	before.Store(-1)
+	gate := make(chan struct{})
+	var p *Pool[int, int]
+	p = New(1, func(_ context.Context, x int) (int, error) {
+		if x == 0 { // the lane item
+			before.Store(records.Load())
+			return x, nil
+		}
+		if x == 1 {
+			<-gate
+		}
+		records.Add(1)
+		if x < chain {
+			// Refused once the test's Shutdown stops intake: the chain
+			// ends there.
+			_, _ = p.Submit(context.Background(), x+1, true, false)
+		}
+		return x, nil
+	}, Config{QueueSize: 8})
+	defer shutdownOrGiveUp(p)
+	done := make(chanSink, 1)
+	s := p.NewStream(context.Background(), done, nil)
+	defer s.Close()
+	if _, err := p.Submit(context.Background(), 1, true, false); err != nil {
+		t.Fatal(err)
+	}
+	for p.Metrics().Running == 0 {
+		runtime.Gosched()
+	}
+	if err := s.Submit(0, 0); err != nil { // while job 1 runs, before job 2 exists
+		t.Fatal(err)
+	}
+	close(gate)
+	if err := recvOrHang(t, done, "the lane item"); err != nil {
+		t.Fatal(err)
+	}
+	// Job 1 was running as the item came; the rest were queued after it.
+	if n := before.Load() - 1; n > laneBurst {
+		t.Fatalf("the lane item started after %d jobs queued after it, want at most %d", n, laneBurst)
 	}
 }
 

@@ -195,12 +195,18 @@ type worker[In, Out any] struct {
 	// p.mu, which folds them into the above.
 	unended      uint64
 	pendingFired uint64
+	// The worker's runs, which pop and runLane keep fair: lane items
+	// taken in a row (at most laneBurst while the queue holds jobs), and
+	// jobs taken from the queue in a row (at most laneBurst while the
+	// lane holds items). Set by pop and lastLook under p.mu, and by
+	// runLane.
+	laneRun, queueRun int32
 
 	outcomes
 
 	timer[In, Out]                  // the per-attempt timeout timer, reused
 	next           *worker[In, Out] // under p.mu: the next spare runner off the workers
-	_              [48]byte
+	_              [40]byte
 }
 
 // waiter is a submitter waiting for room.
@@ -220,7 +226,7 @@ func (p *Pool[In, Out]) Resize(workers int) {
 		w := &worker[In, Out]{p: p, wake: make(chan struct{}, 1)}
 		p.live++
 		p.all = append(p.all, w)
-		if p.pop(w, &w.hand) {
+		if p.pop(w, &w.hand) || p.lastLook(w, &w.hand) {
 			p.handTo(w, &w.hand)
 			w.wake <- struct{}{}
 		} else {
@@ -418,20 +424,34 @@ func (p *Pool[In, Out]) serveWaiters() {
 	}
 }
 
-// pop moves the next live entry into *t: retries first. A record's entry
+// pop moves the next live entry into *t: retries first, then the queue,
+// then the lane, but the lane's head before the queue once w has taken
+// laneBurst jobs in a row from the queue. A record's entry
 // is claimed here, under mu; entries of jobs that ended or moved on are
 // dropped. With none, it leaves *t zero, holding nothing alive. p.mu is
 // held.
 func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
+	sl := p.sl.Load()
+	if sl != nil && w.queueRun >= laneBurst && p.retries.Len() == 0 && sl.pop(t) {
+		// laneBurst jobs from the queue in a row: the lane's turn, so
+		// that a queue that never empties does not starve it.
+		w.laneRun, w.queueRun = 1, 0
+		return true // counted out of Queued by the lane
+	}
 	for {
 		if !p.retries.PopInto(t) {
 			if !p.ring.PopInto(t) {
-				if sl := p.sl.Load(); sl != nil && sl.pop(t) {
-					return true // counted out of Queued by the lane
+				if sl != nil && sl.pop(t) {
+					// The queue is empty: a run of the lane's items
+					// starts, or goes on.
+					w.laneRun, w.queueRun = 1, 0
+					return true
 				}
 				*t = task[In, Out]{}
 				return false
 			}
+			w.laneRun = 0
+			w.queueRun++
 			if len(p.waiters) > 0 {
 				p.serveWaiters()
 			}
@@ -527,15 +547,20 @@ func (p *Pool[In, Out]) work(w *worker[In, Out], parked bool) {
 	}
 }
 
-// laneBurst is how many of the lane's items a worker runs in a row without
-// the pool's lock, after a job held by value: then it visits the lock,
-// which serves the queues first and counts what it ended.
+// laneBurst bounds a worker's runs both ways. After a job held by value it
+// runs the lane's items without the pool's lock until it has taken
+// laneBurst of them in a row; then it visits the lock, which counts what it
+// ended and serves the queues first. And after laneBurst jobs in a row from
+// the queue, the lane's head goes first (see pop).
 const laneBurst = 8
 
-// runLane runs up to laneBurst items of sl on w, which is busy and holds
-// no record, while the pool wants w and has not given up.
+// runLane runs items of sl on w, which is busy and holds no record, until
+// w's run of them reaches laneBurst, while the pool wants w and has not
+// given up.
 func (p *Pool[In, Out]) runLane(w *worker[In, Out], sl *streamLane[In, Out], t *task[In, Out]) {
-	for n := 0; n < laneBurst && !sl.excess.Load() && !p.quitting.Load() && sl.pop(t); n++ {
+	for w.laneRun < laneBurst && !sl.excess.Load() && !p.quitting.Load() && sl.pop(t) {
+		w.laneRun++
+		w.queueRun = 0
 		p.attemptValue(w, t)
 	}
 }
@@ -582,19 +607,32 @@ func (p *Pool[In, Out]) next(w *worker[In, Out], t *task[In, Out]) bool {
 		p.retire(w)
 		return false
 	}
-	if sl := p.sl.Load(); sl != nil {
-		// Say w is idle before a last look at the lane: a push that
-		// this look misses sees w idle and wakes it (see Stream.Submit).
-		atLaneHook("idle")
-		sl.idle.Store(int32(len(p.idle) + 1))
-		if sl.pop(t) {
-			sl.idle.Store(int32(len(p.idle)))
-			w.busy = true
-			return true
-		}
+	if p.lastLook(w, t) {
+		w.busy = true
+		return true
 	}
-	p.idle = append(p.idle, w)
+	p.idle = append(p.idle, w) // the idle count already says so
 	return false
+}
+
+// lastLook is the look at the lane of a worker that found nothing and is
+// about to go idle: it says w is idle first, so that a push this look
+// misses sees w idle and wakes it (see Stream.Submit). It reports whether
+// it moved an item into *t; if not, the caller adds w to p.idle, which
+// the idle count already counts. p.mu is held.
+func (p *Pool[In, Out]) lastLook(w *worker[In, Out], t *task[In, Out]) bool {
+	sl := p.sl.Load()
+	if sl == nil {
+		return false
+	}
+	atLaneHook("idle")
+	sl.idle.Store(int32(len(p.idle) + 1))
+	if !sl.pop(t) {
+		return false
+	}
+	sl.idle.Store(int32(len(p.idle)))
+	w.laneRun, w.queueRun = 1, 0
+	return true
 }
 
 // retire removes w from the pool, keeping its counts, and lets its
@@ -773,5 +811,5 @@ func (p *Pool[In, Out]) Dump() string {
 		}
 	}
 	return fmt.Sprintf("phase %d target %d live %d idle %d busy %d inline %d ring %d/%d lane %d retries %d backoffs %d waiters %d accepted %d ended %d queued %d",
-		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.laneHeld(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.accepted, p.endedAll(), p.queued())
+		p.phase, p.target, p.live, len(p.idle), busy, len(p.inline), p.ring.Len(), p.ring.Cap(), p.laneHeld(), p.retries.Len(), len(p.backoffs), len(p.waiters), p.acceptedAll(), p.endedAll(), p.queued())
 }
