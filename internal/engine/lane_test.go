@@ -591,6 +591,36 @@ func TestLaneIsNotStarvedByAQueueThatNeverEmpties(t *testing.T) {
 	}
 }
 
+// TestLaneTurnSkipsDeadRetryEntries: when a worker has taken laneBurst
+// jobs in a row from the queue, the lane's head goes next, even when the
+// retries hold an entry whose job ended while it waited there (a Cancel or
+// an ended ctx leaves it in place): pop drops it, and takes no 9th job
+// from the queue. A white-box test of pop, on a worker of the test's own:
+// the pool has none, so nothing else pops.
+func TestLaneTurnSkipsDeadRetryEntries(t *testing.T) {
+	p := New(0, func(_ context.Context, x int) (int, error) { return x, nil }, Config{QueueSize: 64})
+	s := p.NewStream(context.Background(), make(chanSink, 1), nil)
+	defer s.Close()
+	if err := s.Submit(7, 0); err != nil { // no worker: it stays in the lane
+		t.Fatal(err)
+	}
+	if err := p.Go(context.Background(), 100, true); err != nil {
+		t.Fatal(err)
+	}
+	dead := p.newJob(context.Background(), 1, nil)
+	dead.Word.Store(mkState(1, Done))
+	p.mu.Lock()
+	p.retries.Push(task[int, int]{j: dead, k: 1})
+	w := &worker[int, int]{p: p, wake: make(chan struct{}, 1)}
+	w.queueRun = laneBurst
+	var got task[int, int]
+	ok := p.pop(w, &got)
+	p.mu.Unlock()
+	if !ok || got.rt == nil || got.in != 7 {
+		t.Fatalf("after %d jobs in a row from the queue, pop took %d (ok %v, from the lane %v), want the lane's item 7", laneBurst, got.in, ok, got.rt != nil)
+	}
+}
+
 // TestLanePushPastTheDrainEndsItsItem forces the stopped ordering's race:
 // a push passes the intake check, then Shutdown runs to its end before the
 // push claims its place. Nobody is left to run the item: the pusher must

@@ -432,14 +432,16 @@ func (p *Pool[In, Out]) serveWaiters() {
 // held.
 func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
 	sl := p.sl.Load()
-	if sl != nil && w.queueRun >= laneBurst && p.retries.Len() == 0 && sl.pop(t) {
-		// laneBurst jobs from the queue in a row: the lane's turn, so
-		// that a queue that never empties does not starve it.
-		w.laneRun, w.queueRun = 1, 0
-		return true // counted out of Queued by the lane
-	}
 	for {
 		if !p.retries.PopInto(t) {
+			if sl != nil && w.queueRun >= laneBurst && sl.pop(t) {
+				// laneBurst jobs from the queue in a row: the
+				// lane's turn, so that a queue that never empties
+				// does not starve it. (Dead retry entries were
+				// dropped above; live ones went first.)
+				w.laneRun, w.queueRun = 1, 0
+				return true // counted out of Queued by the lane
+			}
 			if !p.ring.PopInto(t) {
 				if sl != nil && sl.pop(t) {
 					// The queue is empty: a run of the lane's items
