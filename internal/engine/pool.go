@@ -434,21 +434,15 @@ func (p *Pool[In, Out]) pop(w *worker[In, Out], t *task[In, Out]) bool {
 	sl := p.sl.Load()
 	for {
 		if !p.retries.PopInto(t) {
-			if sl != nil && w.queueRun >= laneBurst && sl.pop(t) {
-				// laneBurst jobs from the queue in a row: the
-				// lane's turn, so that a queue that never empties
-				// does not starve it. (Dead retry entries were
-				// dropped above; live ones went first.)
+			// The lane's turn: the queue is empty, or w took laneBurst
+			// jobs in a row from it, which must not starve the lane.
+			// (Dead retry entries were dropped above; live ones went
+			// first.)
+			if sl != nil && (p.ring.Len() == 0 || w.queueRun >= laneBurst) && sl.pop(t) {
 				w.laneRun, w.queueRun = 1, 0
 				return true // counted out of Queued by the lane
 			}
 			if !p.ring.PopInto(t) {
-				if sl != nil && sl.pop(t) {
-					// The queue is empty: a run of the lane's items
-					// starts, or goes on.
-					w.laneRun, w.queueRun = 1, 0
-					return true
-				}
 				*t = task[In, Out]{}
 				return false
 			}
